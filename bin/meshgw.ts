@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The meshgw command line. Thin: parse, validate, call into the library.
+ * Exit codes: 0 success, 1 runtime failure, 2 usage error (one line on stderr, no stack trace).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { UsageError, parseIntOption } from '../src/cli/usage-error.js';
+import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cli/decode.js';
+import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export function buildProgram(): Command {
+  const program = new Command('meshgw')
+    .description('gateway for radio mesh networks: KISS/SLIP/LoRa modems, airtime pacing, mesh protocols')
+    .version(pkg.version, '-V, --version', 'print the version and exit')
+    .showSuggestionAfterError(true)
+    .exitOverride();
+
+  program
+    .command('decode')
+    .description('decode a KISS or SLIP byte stream to one JSON line per frame')
+    .argument('<format>', 'kiss or slip')
+    .argument('[input]', 'hex bytes, or - (the default) to read hex from stdin')
+    .option('--raw', 'read raw bytes from stdin instead of hex text')
+    .option('--max-frame <bytes>', 'largest frame accepted, in bytes', '2048')
+    .action(async (format: string, input: string | undefined, opts: { raw?: boolean; maxFrame: string }) => {
+      const fmt = parseDecodeFormat(format);
+      const maxFrame = parseIntOption('--max-frame', opts.maxFrame, 1, 1 << 24);
+      const bytes = await readDecodeInput(input, opts.raw === true);
+      const result = decodeToJsonLines(fmt, bytes, maxFrame);
+      for (const line of result.lines) process.stdout.write(line + '\n');
+      if (result.malformed) process.exitCode = 1;
+    });
+
+  modemEmulatorOptions(
+    program
+      .command('modem-emulator')
+      .description('run a simulated LoRa modem (RNode command set) on a serial device or stdio'),
+  ).action(runModemEmulatorCommand);
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its one-line message (or the help / version).
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+      process.exit(ok ? 0 : 2);
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`meshgw: ${err.message}\n`);
+      process.exit(2);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`meshgw: ${message}\n`);
+    process.exit(1);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,63 @@
+/**
+ * `meshgw decode kiss|slip [HEX|-]`: decodes a byte stream and prints one JSON line per frame,
+ * or per error. Exit status 1 when any part of the input was malformed.
+ */
+import { KissDecoder, kissCommandName, type KissEvent } from '../../firmware-protocol/kiss.js';
+import { SlipDecoder, type FramingEvent } from '../../firmware-protocol/slip.js';
+import { parseHex, toHex } from './hex.js';
+import { UsageError } from './usage-error.js';
+
+export type DecodeFormat = 'kiss' | 'slip';
+
+export interface DecodeResult {
+  lines: string[];
+  malformed: boolean;
+}
+
+/** Decodes `input` as a complete stream and renders the JSON lines the CLI prints. */
+export function decodeToJsonLines(format: DecodeFormat, input: Uint8Array, maxFrame: number): DecodeResult {
+  const lines: string[] = [];
+  let malformed = false;
+  if (format === 'kiss') {
+    const decoder = new KissDecoder({ maxFrame });
+    for (const e of [...decoder.push(input), ...decoder.end()]) {
+      if ('error' in e) malformed = true;
+      lines.push(renderKiss(e));
+    }
+  } else {
+    const decoder = new SlipDecoder({ maxFrame });
+    for (const e of [...decoder.push(input), ...decoder.end()]) {
+      if ('error' in e) malformed = true;
+      lines.push(renderSlip(e));
+    }
+  }
+  return { lines, malformed };
+}
+
+function renderKiss(e: KissEvent): string {
+  if ('error' in e) return JSON.stringify({ error: e.error.code, offset: e.error.offset });
+  const f = e.frame;
+  return JSON.stringify({ port: f.port, command: kissCommandName(f), data: toHex(f.data) });
+}
+
+function renderSlip(e: FramingEvent): string {
+  if ('error' in e) return JSON.stringify({ error: e.error.code, offset: e.error.offset });
+  return JSON.stringify({ data: toHex(e.frame) });
+}
+
+export function parseDecodeFormat(value: string): DecodeFormat {
+  if (value === 'kiss' || value === 'slip') return value;
+  throw new UsageError(`unknown format '${value}': expected kiss or slip`);
+}
+
+/** Reads the input named on the command line: hex text, or '-' for stdin (hex, or raw bytes). */
+export async function readDecodeInput(arg: string | undefined, raw: boolean): Promise<Uint8Array> {
+  if (arg !== undefined && arg !== '-') {
+    if (raw) throw new UsageError('--raw reads stdin: give - or no input argument');
+    return parseHex(arg);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const all = Buffer.concat(chunks);
+  return raw ? Uint8Array.from(all) : parseHex(all.toString('latin1'));
+}
