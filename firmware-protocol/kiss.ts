@@ -70,6 +70,9 @@ export function kissType(port: number, command: number): number {
   if (!Number.isInteger(command) || command < 0 || command > 15) {
     throw new RangeError(`KISS command must be 0..15, got ${command}`);
   }
+  if (port === 15 && command === 15) {
+    throw new RangeError('KISS port 15 command 15 would be type byte 0xFF, which means RETURN');
+  }
   return (port << 4) | command;
 }
 
@@ -78,10 +81,16 @@ export function encodeKissType(type: number, data: Uint8Array = new Uint8Array(0
   if (!Number.isInteger(type) || type < 0 || type > 0xff) {
     throw new RangeError(`KISS type byte must be 0..255, got ${type}`);
   }
-  const typeByte = Uint8Array.of(type);
-  const out = new Uint8Array(2 + stuffedLength(typeByte) + stuffedLength(data));
+  const typeStuffed = type === FEND || type === FESC;
+  const out = new Uint8Array(3 + (typeStuffed ? 1 : 0) + stuffedLength(data));
   out[0] = FEND;
-  let o = stuffInto(typeByte, out, 1);
+  let o = 1;
+  if (typeStuffed) {
+    out[o++] = FESC;
+    out[o++] = type === FEND ? TFEND : TFESC;
+  } else {
+    out[o++] = type;
+  }
   o = stuffInto(data, out, o);
   out[o] = FEND;
   return out;

@@ -46,7 +46,9 @@ export const DEFAULT_MAX_FRAME = 2048;
 /** Bytes needed to stuff `data`, without the END delimiters. */
 export function stuffedLength(data: Uint8Array): number {
   let n = data.length;
-  for (const b of data) if (b === END || b === ESC) n++;
+  // indexOf is native: count only the special bytes instead of visiting every byte.
+  for (let i = data.indexOf(END); i >= 0; i = data.indexOf(END, i + 1)) n++;
+  for (let i = data.indexOf(ESC); i >= 0; i = data.indexOf(ESC, i + 1)) n++;
   return n;
 }
 
@@ -55,20 +57,27 @@ export function stuffedLength(data: Uint8Array): number {
  * `out` must have room for `stuffedLength(data)` bytes.
  */
 export function stuffInto(data: Uint8Array, out: Uint8Array, offset: number): number {
+  // Copy the runs between special bytes natively; escape the special bytes one by one.
   let o = offset;
-  for (let i = 0; i < data.length; i++) {
-    const b = data[i]!;
-    if (b === END) {
-      out[o++] = ESC;
+  let from = 0;
+  let nextEnd = data.indexOf(END);
+  let nextEsc = data.indexOf(ESC);
+  while (nextEnd >= 0 || nextEsc >= 0) {
+    const at = nextEsc < 0 || (nextEnd >= 0 && nextEnd < nextEsc) ? nextEnd : nextEsc;
+    out.set(data.subarray(from, at), o);
+    o += at - from;
+    out[o++] = ESC;
+    if (at === nextEnd) {
       out[o++] = ESC_END;
-    } else if (b === ESC) {
-      out[o++] = ESC;
-      out[o++] = ESC_ESC;
+      nextEnd = data.indexOf(END, at + 1);
     } else {
-      out[o++] = b;
+      out[o++] = ESC_ESC;
+      nextEsc = data.indexOf(ESC, at + 1);
     }
+    from = at + 1;
   }
-  return o;
+  out.set(data.subarray(from), o);
+  return o + data.length - from;
 }
 
 /** Encodes one SLIP frame: END, the stuffed datagram, END (the leading END flushes line noise). */
