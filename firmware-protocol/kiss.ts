@@ -13,6 +13,7 @@ import {
   ESC as FESC,
   ESC_END as TFEND,
   ESC_ESC as TFESC,
+  DEFAULT_MAX_FRAME,
   StuffedFrameDecoder,
   stuffedLength,
   stuffInto,
@@ -116,7 +117,10 @@ export class KissDecoder {
   private readonly framing: StuffedFrameDecoder;
 
   constructor(options: { maxFrame?: number } = {}) {
-    const maxData = options.maxFrame ?? 2048;
+    const maxData = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    if (!Number.isInteger(maxData) || maxData < 0) {
+      throw new RangeError(`maxFrame must be a non-negative integer, got ${maxData}`);
+    }
     this.framing = new StuffedFrameDecoder({ maxFrame: maxData + 1 });
   }
 

@@ -211,7 +211,8 @@ export function loraMessageArgument(msg: LoraMessage): Uint8Array {
         ...u16(percentToWire(msg.channelLoadShortPercent, 'channel load short'), 'channel load short'),
         ...u16(percentToWire(msg.channelLoadLongPercent, 'channel load long'), 'channel load long'),
       ];
-      if (msg.currentRssiDbm !== undefined || msg.noiseFloorDbm !== undefined) {
+      if (msg.currentRssiDbm !== undefined || msg.noiseFloorDbm !== undefined || msg.interferenceDbm !== undefined) {
+        // The 11-byte form; a measurement the modem lacks travels as 0 (−157 dBm: nothing heard).
         out.push(
           checkInt('current RSSI + 157', (msg.currentRssiDbm ?? -RSSI_OFFSET) + RSSI_OFFSET, 0, 255),
           checkInt('noise floor + 157', (msg.noiseFloorDbm ?? -RSSI_OFFSET) + RSSI_OFFSET, 0, 255),

@@ -260,22 +260,26 @@ export class EmulatedModem {
         this.reply({ command: 'implicit', value: s.implicitLength });
         return;
       case 'promisc':
-        if (msg.value !== QUERY_U8) s.promiscuous = msg.value === 1;
+        if (msg.value === 0 || msg.value === 1) s.promiscuous = msg.value === 1;
         this.reply({ command: 'promisc', value: s.promiscuous ? 1 : 0 });
         return;
       case 'radio-state':
         this.setRadioState(msg.value);
         return;
       case 'st-alock':
-        s.shortLockPercent = Math.min(msg.percent, 100);
+        // 100 % or more is no limit, answered as 0 (as RNode does).
+        s.shortLockPercent = msg.percent >= 100 ? 0 : msg.percent;
         this.reply({ command: 'st-alock', percent: s.shortLockPercent });
         return;
       case 'lt-alock':
-        s.longLockPercent = Math.min(msg.percent, 100);
+        s.longLockPercent = msg.percent >= 100 ? 0 : msg.percent;
         this.reply({ command: 'lt-alock', percent: s.longLockPercent });
         return;
+      case 'ready':
+        this.reply({ command: 'ready', value: this.txQueue.length < this.opts.txQueueFrames ? 1 : 0 });
+        return;
       case 'leave':
-        this.setRadioState(RadioState.OFF, false);
+        // The host is going away; the radio stays as it is and nothing is answered.
         return;
       case 'fw-version':
         this.replyToQuery('fw-version', now);
@@ -357,18 +361,15 @@ export class EmulatedModem {
     return s.frequency !== 0 && s.bandwidth !== 0 && s.sf !== 0 && s.cr !== 0;
   }
 
-  private setRadioState(value: number, echo = true): void {
-    if (value === RadioState.ON) {
-      if (!this.configured()) {
-        this.error(LoraModemError.RADIO_INIT);
-        return;
-      }
+  /** An unconfigured radio stays off and the answer says so (SPEC.md, RADIO_STATE). */
+  private setRadioState(value: number): void {
+    if (value === RadioState.ON && this.configured()) {
       this.settings.radioOn = true;
     } else if (value === RadioState.OFF) {
       this.settings.radioOn = false;
       this.txQueue.length = 0;
     }
-    if (echo) this.reply({ command: 'radio-state', value: this.settings.radioOn ? RadioState.ON : RadioState.OFF });
+    this.reply({ command: 'radio-state', value: this.settings.radioOn ? RadioState.ON : RadioState.OFF });
   }
 
   private phyParams() {
@@ -407,19 +408,20 @@ export class EmulatedModem {
     this.txQueue.push(data.slice());
   }
 
-  private withinLocks(now: number, airtimeMs: number): boolean {
+  /** SPEC.md: queued frames are held while the airtime used in a window is at or above its lock. */
+  private withinLocks(now: number): boolean {
     const s = this.settings;
-    const fits = (bins: AirtimeBins, percent: number): boolean =>
-      percent <= 0 || bins.used(now) + airtimeMs <= (bins.windowMs * percent) / 100;
-    return fits(this.shortAirtime, s.shortLockPercent) && fits(this.longAirtime, s.longLockPercent);
+    const below = (bins: AirtimeBins, percent: number): boolean =>
+      percent <= 0 || bins.used(now) < (bins.windowMs * percent) / 100;
+    return below(this.shortAirtime, s.shortLockPercent) && below(this.longAirtime, s.longLockPercent);
   }
 
   private startTransmission(now: number): void {
     if (this.txEnd !== undefined || !this.settings.radioOn) return;
     const data = this.txQueue[0];
     if (!data) return;
+    if (!this.withinLocks(now)) return;
     const airtimeMs = this.airtimeMs(data.length);
-    if (!this.withinLocks(now, airtimeMs)) return;
     this.txQueue.shift();
     this.txEnd = now + airtimeMs;
     this.shortAirtime.add(now, airtimeMs);

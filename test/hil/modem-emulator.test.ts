@@ -70,9 +70,13 @@ describe('modem emulator over a real pty', () => {
     expect((await a.host.next('platform')).value).toBe(0x80);
   });
 
-  it('refuses to turn the radio on before it is configured', async () => {
-    a.host.send({ command: 'radio-state', value: RadioState.ON });
-    expect((await a.host.next('error')).value).toBe(0x01);
+  it('keeps the radio off until it is configured, and says so', async () => {
+    expect(await a.host.set('radio-state', RadioState.ON)).toBe(RadioState.OFF);
+  });
+
+  it('answers a READY query with 01 while its queue has room', async () => {
+    a.host.send({ command: 'ready', value: 0 });
+    expect((await a.host.next('ready')).value).toBe(1);
   });
 
   it('sets and reads back frequency, bandwidth, SF, CR and TX power', async () => {
