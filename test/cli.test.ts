@@ -1,0 +1,91 @@
+/**
+ * The CLI as a user runs it: the built bin, its output and exit codes.
+ * (`npm test` builds dist/ before vitest runs.)
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function meshgw(args: string[], input?: string | Buffer) {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('meshgw CLI frame', () => {
+  it('--version prints the package version', () => {
+    const r = meshgw(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('--help lists every subcommand with a description', () => {
+    const r = meshgw(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/decode .*\n?.*decode a KISS or SLIP byte stream/);
+    expect(r.stdout).toMatch(/modem-emulator .*run a simulated LoRa modem/);
+  });
+
+  it('a usage error prints one line on stderr and exits 2', () => {
+    for (const args of [['--frob'], ['decode', 'bogus', '00'], ['decode', 'kiss', 'zz'], ['decode', 'kiss', '--max-frame', 'x', 'c0c0'], ['nosuchcommand']]) {
+      const r = meshgw(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});
+
+describe('meshgw decode', () => {
+  it('prints one JSON line per KISS frame with command names from SPEC.md', () => {
+    const r = meshgw(['decode', 'kiss', 'c0 00 41 db dc 42 c0 c0 c0 21 0a c0 c0 ff c0 c0 07 01 c0']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { port: 0, command: 'data', data: '41c042' },
+      { port: 2, command: 'txdelay', data: '0a' },
+      { port: 15, command: 'return', data: '' },
+      { port: 0, command: 7, data: '01' },
+    ]);
+  });
+
+  it('reads hex from stdin with -, and raw bytes with --raw', () => {
+    expect(meshgw(['decode', 'kiss', '-'], 'c0 10 05 c0\n').stdout.trim()).toBe('{"port":1,"command":"data","data":"05"}');
+    const raw = meshgw(['decode', 'slip', '--raw'], Buffer.from([0xc0, 0x01, 0xdb, 0xdd, 0xc0]));
+    expect(raw.stdout.trim()).toBe('{"data":"01db"}');
+  });
+
+  it('reports malformed input as error lines with offsets and exits 1', () => {
+    const r = meshgw(['decode', 'kiss', '41 c0 00 db 05 c0 c0 00 41']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { error: 'unframed', offset: 0 },
+      { error: 'bad-escape', offset: 4 },
+      { error: 'truncated', offset: 9 },
+    ]);
+  });
+
+  it('drops an oversize frame and resynchronises', () => {
+    const r = meshgw(['decode', 'kiss', '--max-frame', '2', 'c0 00 01 02 03 c0 00 04 c0']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { error: 'oversize', offset: 4 },
+      { port: 0, command: 'data', data: '04' },
+    ]);
+  });
+
+  it('modem-emulator without --serial is a usage error', () => {
+    const r = meshgw(['modem-emulator']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--serial/);
+  });
+
+  it('modem-emulator on a missing device fails at run time with exit 1', () => {
+    const r = meshgw(['modem-emulator', '--serial', '/dev/nonexistent-meshgw', '--medium', '127.0.0.1:46000']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot open serial device \/dev\/nonexistent-meshgw/);
+  });
+});
