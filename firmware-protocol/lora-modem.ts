@@ -129,6 +129,15 @@ export type LoraMessage =
    */
   | { command: 'query'; target: LoraCommandName };
 
+/** The message shape of one command, e.g. `LoraMessageOf<'detect'>` is `{command; value}`. */
+export type LoraMessageOf<T extends LoraMessage['command']> = LoraMessage extends infer M
+  ? M extends { command: infer C }
+    ? T extends C
+      ? M & { command: T }
+      : never
+    : never
+  : never;
+
 type Layout = 'bytes' | 'u8' | 'u16' | 'u32' | 'custom';
 
 const COMMANDS: ReadonlyArray<readonly [LoraCommandName, number, Layout]> = [

@@ -24,53 +24,12 @@ import {
 } from '../firmware-protocol/kiss.js';
 import type { FramingError } from '../firmware-protocol/slip.js';
 
+import { bytes, chunkBySizes, concat, decodeChunks, errorsOf, framesOf, hex } from './framing-helpers.js';
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
-
-const concat = (parts: readonly Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-
-const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
-
-/**
- * Cuts `data` into views of the sizes in `sizes`, cycling through them until the data runs out
- * (zero sizes give empty chunks), and ends with one empty chunk. `sizes` must hold a size > 0.
- */
-function chunkBySizes(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  let i = 0;
-  for (let k = 0; i < data.length; k++) {
-    const n = sizes[k % sizes.length]!;
-    chunks.push(data.subarray(i, i + n));
-    i += n;
-  }
-  chunks.push(new Uint8Array(0));
-  return chunks;
-}
-
-/** Pushes every chunk, then calls end(); returns all events in stream order. */
-function decodeChunks(decoder: KissDecoder, chunks: readonly Uint8Array[]): KissEvent[] {
-  const events: KissEvent[] = [];
-  for (const c of chunks) events.push(...decoder.push(c));
-  events.push(...decoder.end());
-  return events;
-}
-
-const framesOf = (events: readonly KissEvent[]): KissFrame[] =>
-  events.flatMap((e) => ('frame' in e ? [e.frame] : []));
-
-const errorsOf = (events: readonly KissEvent[]): FramingError[] =>
-  events.flatMap((e) => ('error' in e ? [e.error] : []));
 
 /** A comparable picture of a frame: every field, data as hex. */
 const describeFrame = (f: KissFrame) =>

@@ -4,7 +4,7 @@
  */
 import { SerialPort } from 'serialport';
 import { KissDecoder } from '../../firmware-protocol/kiss.js';
-import { decodeLoraFrame, encodeLoraMessage, type LoraMessage } from '../../firmware-protocol/lora-modem.js';
+import { decodeLoraFrame, encodeLoraMessage, type LoraMessage, type LoraMessageOf } from '../../firmware-protocol/lora-modem.js';
 
 export class TestHost {
   readonly received: LoraMessage[] = [];
@@ -36,11 +36,11 @@ export class TestHost {
   async next<T extends LoraMessage['command']>(
     command: T,
     timeoutMs = 3_000,
-  ): Promise<Extract<LoraMessage, { command: T }>> {
-    const take = (): Extract<LoraMessage, { command: T }> | undefined => {
+  ): Promise<LoraMessageOf<T>> {
+    const take = (): LoraMessageOf<T> | undefined => {
       const i = this.received.findIndex((m) => m.command === command);
       if (i < 0) return undefined;
-      return this.received.splice(i, 1)[0] as Extract<LoraMessage, { command: T }>;
+      return this.received.splice(i, 1)[0] as LoraMessageOf<T>;
     };
     const found = take();
     if (found) return found;
