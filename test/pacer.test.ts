@@ -1,0 +1,248 @@
+/**
+ * The pacer in virtual time. The budget property is checked by an independent sliding-window
+ * count over the transmissions the pacer released, not by asking the pacer.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Pacer, PRIORITY_CLASSES, type PacedFrame, type PriorityClass } from '../src/link/pacer.js';
+import type { AirtimeModel } from '../src/link/airtime/model.js';
+import type { BudgetSpec } from '../src/link/sliding-budget.js';
+
+/** A simple model: 5 ms of preamble plus 1 ms per byte, up to 255 bytes. */
+const linear: AirtimeModel = {
+  kind: 'test',
+  maxBytes: 255,
+  airtimeMs: (bytes) => 5 + bytes,
+  maxBytesWithin: (limit) => Math.min(255, Math.floor(limit - 5)),
+};
+
+const HOUR = 3_600_000;
+
+interface Tx {
+  start: number;
+  end: number;
+}
+
+/**
+ * The largest airtime inside any window of `windowMs` over sorted, non-overlapping transmissions.
+ * The maximum is reached with a window that ends at a transmission's end or starts at a
+ * transmission's start, so those windows are all that need counting.
+ */
+function maxWindowUsage(txs: readonly Tx[], windowMs: number): number {
+  const cum = [0];
+  for (const t of txs) cum.push(cum[cum.length - 1]! + (t.end - t.start));
+  const firstEndingAfter = (a: number): number => {
+    let lo = 0;
+    let hi = txs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (txs[mid]!.end > a) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const lastStartingBefore = (b: number): number => {
+    let lo = -1;
+    let hi = txs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (txs[mid]!.start < b) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const overlap = (a: number, b: number): number => {
+    const i = firstEndingAfter(a);
+    const j = lastStartingBefore(b);
+    if (i > j) return 0;
+    let sum = cum[j + 1]! - cum[i]!;
+    sum -= Math.max(0, a - txs[i]!.start);
+    sum -= Math.max(0, txs[j]!.end - b);
+    return sum;
+  };
+  let max = 0;
+  for (const t of txs) {
+    max = Math.max(max, overlap(t.end - windowMs, t.end), overlap(t.start, t.start + windowMs));
+  }
+  return max;
+}
+
+/** Runs a pacer against a list of arrivals until everything is sent or `until` passes. */
+function simulate<T>(pacer: Pacer<T>, arrivals: { at: number; flow: string; priority: PriorityClass; bytes: number; payload: T }[], until: number) {
+  const sent: Array<PacedFrame<T> & { start: number }> = [];
+  const sorted = [...arrivals].sort((a, b) => a.at - b.at);
+  let i = 0;
+  let now = 0;
+  while (now <= until) {
+    while (i < sorted.length && sorted[i]!.at <= now) {
+      const a = sorted[i++]!;
+      pacer.enqueue(a.at, a);
+    }
+    for (let f = pacer.poll(now); f; f = pacer.poll(now)) sent.push({ ...f, start: now });
+    const next = Math.min(pacer.nextDeadline(now) ?? Infinity, sorted[i]?.at ?? Infinity);
+    if (next === Infinity) break;
+    expect(next).toBeGreaterThanOrEqual(now);
+    now = next;
+  }
+  return sent;
+}
+
+describe('Pacer budgets', () => {
+  it('property: never exceeds any budget in any sliding window over 24 virtual hours', () => {
+    const budgets: BudgetSpec[] = [
+      { name: 'duty cycle 1 %/h', windowMs: HOUR, fraction: 0.01 },
+      { name: 'user short 10 %/15 s', windowMs: 15_000, fraction: 0.1 },
+    ];
+    // Bursts around a few random instants, so that the budgets are reached, plus background traffic.
+    const scenario = fc.record({
+      centers: fc.array(fc.integer({ min: 0, max: 24 * HOUR }), { minLength: 1, maxLength: 3 }),
+      arrivals: fc.array(
+        fc.record({
+          cluster: fc.nat(),
+          jitter: fc.integer({ min: 0, max: 120_000 }),
+          background: fc.boolean(),
+          uniformAt: fc.integer({ min: 0, max: 24 * HOUR }),
+          flow: fc.constantFrom('a', 'b', 'c', 'd'),
+          priority: fc.constantFrom(...PRIORITY_CLASSES),
+          bytes: fc.integer({ min: 0, max: 255 }),
+        }),
+        { minLength: 800, maxLength: 2500 },
+      ),
+    });
+    const peak = budgets.map(() => 0);
+    fc.assert(
+      fc.property(scenario, ({ centers, arrivals }) => {
+        const timed = arrivals.map((a, k) => ({
+          at: a.background ? a.uniformAt : centers[a.cluster % centers.length]! + a.jitter,
+          flow: a.flow,
+          priority: a.priority,
+          bytes: a.bytes,
+          payload: k,
+        }));
+        const pacer = new Pacer<number>({ model: linear, budgets, maxQueuedFrames: 5000, maxQueuedBytes: 1 << 24, maxFramesPerFlow: 5000 });
+        const sent = simulate(pacer, timed, 48 * HOUR);
+        const txs = sent.map((f) => ({ start: f.start, end: f.start + f.airtimeMs }));
+        for (let k = 1; k < txs.length; k++) expect(txs[k]!.start).toBeGreaterThanOrEqual(txs[k - 1]!.end);
+        budgets.forEach((b, i) => {
+          const usage = maxWindowUsage(txs, b.windowMs);
+          expect(usage).toBeLessThanOrEqual(b.fraction * b.windowMs + 1e-6);
+          peak[i] = Math.max(peak[i]!, usage / (b.fraction * b.windowMs));
+        });
+        // Nothing was lost: every frame was either sent or counted as dropped.
+        const drops = Object.values(pacer.counters.drops).reduce((x, y) => x + y, 0);
+        expect(sent.length + drops).toBe(timed.length);
+      }),
+      { numRuns: 25 },
+    );
+    // The runs did press against every budget, so the check above was not vacuous.
+    for (const p of peak) expect(p).toBeGreaterThan(0.98);
+  });
+
+  it('uses the budget fully when saturated (it paces, it does not starve)', () => {
+    const budgets: BudgetSpec[] = [{ name: '1 %/h', windowMs: HOUR, fraction: 0.01 }];
+    const pacer = new Pacer<number>({ model: linear, budgets, maxQueuedFrames: 10_000, maxQueuedBytes: 1 << 24, maxFramesPerFlow: 10_000 });
+    const arrivals = Array.from({ length: 3000 }, (_, k) => ({ at: 0, flow: 'f', priority: 'bulk' as const, bytes: 95, payload: k }));
+    const sent = simulate(pacer, arrivals, 3 * HOUR);
+    const txs = sent.map((f) => ({ start: f.start, end: f.start + f.airtimeMs }));
+    // 100 ms frames, 36 s per hour: 360 in the first hour, and as many in each later hour.
+    const inFirstHour = txs.filter((t) => t.start < HOUR).length;
+    expect(inFirstHour).toBe(360);
+    expect(maxWindowUsage(txs, HOUR)).toBeCloseTo(36_000, 6);
+  });
+
+  it('reports used and left airtime per window', () => {
+    const pacer = new Pacer({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.5 }] });
+    pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 95, payload: new Uint8Array(95) });
+    expect(pacer.poll(0)?.airtimeMs).toBe(100);
+    const s = pacer.status(50);
+    expect(s.windows).toEqual([{ name: 'cap', windowMs: 10_000, limitMs: 5_000, usedMs: 50, leftMs: 4_950 }]);
+    expect(pacer.status(20_000).windows[0]!.usedMs).toBe(0);
+  });
+});
+
+describe('Pacer refusals', () => {
+  it('refuses a frame over the dwell limit and says what fits', () => {
+    const pacer = new Pacer({ model: linear, dwellMs: 100 });
+    const r = pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 200, payload: new Uint8Array(200) });
+    expect(r).toMatchObject({ ok: false, reason: 'dwell', maxBytes: 95 });
+    expect(r.ok === false && r.message).toMatch(/dwell limit.*at most 95 bytes/);
+    expect(pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 95, payload: new Uint8Array(95) }).ok).toBe(true);
+    expect(pacer.counters.drops.dwell).toBe(1);
+  });
+
+  it('refuses frames over the MTU and frames no budget could ever carry', () => {
+    const pacer = new Pacer({ model: linear, mtu: 200, budgets: [{ name: 'tiny', windowMs: 1000, fraction: 0.05 }] });
+    expect(pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 201, payload: 0 })).toMatchObject({ ok: false, reason: 'too-large', maxBytes: 200 });
+    expect(pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 50, payload: 0 })).toMatchObject({ ok: false, reason: 'too-large', maxBytes: 45 });
+    expect(pacer.counters.drops['too-large']).toBe(2);
+  });
+
+  it('bounds the queue: refuses when full, evicts lower classes for higher ones, counts both', () => {
+    const pacer = new Pacer<number>({ model: linear, maxQueuedFrames: 4, maxFramesPerFlow: 3 });
+    const req = (flow: string, priority: PriorityClass, payload: number) => ({ flow, priority, bytes: 10, payload });
+    expect(pacer.enqueue(0, req('a', 'bulk', 1)).ok).toBe(true);
+    expect(pacer.enqueue(0, req('a', 'bulk', 2)).ok).toBe(true);
+    expect(pacer.enqueue(0, req('a', 'bulk', 3)).ok).toBe(true);
+    expect(pacer.enqueue(0, req('a', 'bulk', 4))).toMatchObject({ ok: false, reason: 'flow-full' });
+    expect(pacer.enqueue(0, req('b', 'bulk', 5)).ok).toBe(true);
+    expect(pacer.enqueue(0, req('c', 'bulk', 6))).toMatchObject({ ok: false, reason: 'queue-full' });
+    expect(pacer.enqueue(0, req('d', 'control', 7)).ok).toBe(true); // evicts a's newest bulk frame
+    expect(pacer.counters.drops).toEqual({ dwell: 0, 'too-large': 0, 'queue-full': 1, 'flow-full': 1, evicted: 1 });
+    const order: number[] = [];
+    for (let now = 0, f = pacer.poll(now); f || pacer.nextDeadline(now) !== undefined; f = pacer.poll(now)) {
+      if (f) order.push(f.payload);
+      else now = pacer.nextDeadline(now)!;
+    }
+    // DRR: flow a's turn holds a quantum (one MTU of airtime), enough for both of its frames.
+    expect(order).toEqual([7, 1, 2, 5]);
+  });
+});
+
+describe('Pacer scheduling', () => {
+  it('serves classes in strict priority order', () => {
+    const pacer = new Pacer<string>({ model: linear });
+    for (const p of [...PRIORITY_CLASSES].reverse()) pacer.enqueue(0, { flow: p, priority: p, bytes: 10, payload: p });
+    const sent = simulate(pacer, [], 10_000).map((f) => f.payload);
+    expect(sent).toEqual(['control', 'ack', 'interactive', 'bulk']);
+  });
+
+  it('a control frame overtakes a bulk frame waiting for its budget', () => {
+    const pacer = new Pacer<string>({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.015 }] });
+    pacer.enqueue(0, { flow: 'bulk', priority: 'bulk', bytes: 95, payload: 'b1' });
+    pacer.enqueue(0, { flow: 'bulk', priority: 'bulk', bytes: 95, payload: 'b2' });
+    expect(pacer.poll(0)?.payload).toBe('b1');
+    expect(pacer.nextDeadline(100)).toBeGreaterThan(100); // b2 waits for the window
+    pacer.enqueue(100, { flow: 'ctl', priority: 'control', bytes: 10, payload: 'c1' });
+    const t = pacer.nextDeadline(100)!;
+    expect(pacer.poll(t)?.payload).toBe('c1');
+  });
+
+  it('shares airtime fairly between flows of one class, whatever their frame sizes', () => {
+    const pacer = new Pacer<string>({ model: linear, maxQueuedFrames: 10_000, maxQueuedBytes: 1 << 24, maxFramesPerFlow: 10_000 });
+    const arrivals = [
+      ...Array.from({ length: 400 }, () => ({ at: 0, flow: 'big', priority: 'bulk' as const, bytes: 245, payload: 'big' })),
+      ...Array.from({ length: 4000 }, () => ({ at: 0, flow: 'small', priority: 'bulk' as const, bytes: 20, payload: 'small' })),
+    ];
+    const sent = simulate(pacer, arrivals, 30_000);
+    const airtime = { big: 0, small: 0 } as Record<string, number>;
+    for (const f of sent.filter((f) => f.start < 30_000)) airtime[f.payload] = airtime[f.payload]! + f.airtimeMs;
+    const share = airtime.big! / (airtime.big! + airtime.small!);
+    expect(share).toBeGreaterThan(0.45);
+    expect(share).toBeLessThan(0.55);
+  });
+
+  it('tells the layers above the queueing delay and readiness', () => {
+    const pacer = new Pacer<number>({ model: linear, budgets: [{ name: 'cap', windowMs: 60_000, fraction: 0.1 }], readyDelayMs: 2_000, maxFramesPerFlow: 100 });
+    expect(pacer.status(0).ready.bulk).toBe(true);
+    expect(pacer.estimateDelayMs(0, 'bulk', 95)).toBe(0);
+    for (let k = 0; k < 80; k++) pacer.enqueue(0, { flow: 'f', priority: 'bulk', bytes: 95, payload: k });
+    // 80 frames of 100 ms ahead; the 6 s budget covers 60 of them, the rest wait for the window.
+    const s = pacer.status(0);
+    expect(s.queuedFrames).toBe(80);
+    expect(s.delayMs.bulk).toBeGreaterThan(60_000);
+    expect(s.ready.bulk).toBe(false);
+    // Control frames do not queue behind bulk.
+    expect(s.delayMs.control).toBe(0);
+    expect(s.ready.control).toBe(true);
+  });
+});
