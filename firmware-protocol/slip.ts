@@ -44,8 +44,18 @@ export type FramingEvent = { frame: Uint8Array } | { error: FramingError };
 export const DEFAULT_MAX_FRAME = 2048;
 
 /** Bytes needed to stuff `data`, without the END delimiters. */
+/** Below this size a plain byte loop beats native indexOf calls and subarray views. */
+const SMALL = 128;
+
 export function stuffedLength(data: Uint8Array): number {
   let n = data.length;
+  if (n < SMALL) {
+    for (let i = 0; i < data.length; i++) {
+      const b = data[i]!;
+      if (b === END || b === ESC) n++;
+    }
+    return n;
+  }
   // indexOf is native: count only the special bytes instead of visiting every byte.
   for (let i = data.indexOf(END); i >= 0; i = data.indexOf(END, i + 1)) n++;
   for (let i = data.indexOf(ESC); i >= 0; i = data.indexOf(ESC, i + 1)) n++;
@@ -57,8 +67,23 @@ export function stuffedLength(data: Uint8Array): number {
  * `out` must have room for `stuffedLength(data)` bytes.
  */
 export function stuffInto(data: Uint8Array, out: Uint8Array, offset: number): number {
-  // Copy the runs between special bytes natively; escape the special bytes one by one.
   let o = offset;
+  if (data.length < SMALL) {
+    for (let i = 0; i < data.length; i++) {
+      const b = data[i]!;
+      if (b === END) {
+        out[o++] = ESC;
+        out[o++] = ESC_END;
+      } else if (b === ESC) {
+        out[o++] = ESC;
+        out[o++] = ESC_ESC;
+      } else {
+        out[o++] = b;
+      }
+    }
+    return o;
+  }
+  // Copy the runs between special bytes natively; escape the special bytes one by one.
   let from = 0;
   let nextEnd = data.indexOf(END);
   let nextEsc = data.indexOf(ESC);
