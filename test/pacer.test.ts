@@ -171,7 +171,7 @@ describe('Pacer refusals', () => {
   });
 
   it('refuses frames over the MTU and frames no budget could ever carry', () => {
-    const pacer = new Pacer({ model: linear, mtu: 200, budgets: [{ name: 'tiny', windowMs: 1000, fraction: 0.05 }] });
+    const pacer = new Pacer<number>({ model: linear, mtu: 200, budgets: [{ name: 'tiny', windowMs: 1000, fraction: 0.05 }] });
     expect(pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 201, payload: 0 })).toMatchObject({ ok: false, reason: 'too-large', maxBytes: 200 });
     expect(pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 50, payload: 0 })).toMatchObject({ ok: false, reason: 'too-large', maxBytes: 45 });
     expect(pacer.counters.drops['too-large']).toBe(2);
