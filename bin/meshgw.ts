@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, parseIntOption } from '../src/cli/usage-error.js';
 import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cli/decode.js';
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
+import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -35,6 +36,10 @@ export function buildProgram(): Command {
       for (const line of result.lines) process.stdout.write(line + '\n');
       if (result.malformed) process.exitCode = 1;
     });
+
+  airtimeOptions(
+    program.command('airtime').description('time on air of one frame (LoRa or AX.25), and the limits a region sets'),
+  ).action(runAirtimeCommand);
 
   modemEmulatorOptions(
     program

@@ -89,3 +89,69 @@ describe('meshgw decode', () => {
     expect(r.stderr).toMatch(/cannot open serial device \/dev\/nonexistent-meshgw/);
   });
 });
+
+describe('meshgw airtime', () => {
+  const json = (args: string[]) => {
+    const r = meshgw(['airtime', ...args, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+
+  it('prints the LoRa airtime as one JSON object', () => {
+    expect(json(['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '51'])).toEqual({
+      airtimeMs: 328.704,
+      symbolMs: 4.096,
+      symbols: 80.25,
+      ldro: false,
+    });
+  });
+
+  it('takes 4/5 style coding rates, implicit header, no CRC and forced LDRO', () => {
+    const a = json(['--sf', '12', '--bw', '125000', '--cr', '4/8', '--bytes', '100', '--implicit', '--no-crc', '--ldro', 'off']);
+    expect(a.ldro).toBe(false);
+    const b = json(['--sf', '12', '--bw', '125000', '--cr', '8', '--bytes', '100', '--implicit', '--no-crc']);
+    expect(b.ldro).toBe(true);
+    expect(b.airtimeMs as number).toBeGreaterThan(a.airtimeMs as number);
+  });
+
+  it('adds the EU868 sub-band, duty cycle and frames per hour', () => {
+    expect(json(['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '51', '--region', 'eu868', '--frequency', '869525000'])).toMatchObject({
+      subBand: '869.4-869.65',
+      dutyCycle: 0.1,
+      framesPerHour: 1095,
+    });
+    expect(json(['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '51', '--region', 'eu868', '--frequency', '868100000']).framesPerHour).toBe(109);
+  });
+
+  it('reports the US915 dwell limit and the largest payload within it', () => {
+    expect(json(['--sf', '10', '--bw', '125000', '--cr', '5', '--bytes', '51', '--region', 'us915', '--frequency', '903900000'])).toMatchObject({
+      dwellMs: 400,
+      maxBytesWithinDwell: 24,
+      framesPerHour: 0,
+    });
+  });
+
+  it('costs an AX.25 frame for a 1200 baud TNC', () => {
+    const r = json(['--modem', 'afsk1200', '--bytes', '100']);
+    // 300 ms TXDELAY + (16 + 816 + 163) bits / 1200 baud + 100 ms TXTAIL
+    expect(r.airtimeMs as number).toBeCloseTo(400 + (995 * 1000) / 1200, 9);
+  });
+
+  it('an impossible combination prints a clear error and exits 2', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--sf', '13', '--bw', '125000', '--cr', '5', '--bytes', '5'], /sf must be/],
+      [['--sf', '9', '--bw', '100000', '--cr', '5', '--bytes', '5'], /bandwidth must be one of/],
+      [['--sf', '9', '--bw', '125000', '--cr', '4/9', '--bytes', '5'], /--cr must be/],
+      [['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '256'], /at most 255 bytes/],
+      [['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '5', '--region', 'eu868', '--frequency', '868650000'], /does not lie inside one eu868 band/],
+      [['--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '5', '--region', 'mars'], /unknown region/],
+      [['--sf', '9', '--bw', '125000', '--cr', '5'], /--bytes is required/],
+    ];
+    for (const [args, message] of cases) {
+      const r = meshgw(['airtime', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
