@@ -6,10 +6,13 @@
  *
  * Datagram (big-endian):
  *
- *    0       4       8      12   13   14      18
- *   +-------+-------+-------+----+----+-------+-------------------+
- *   | "MGE1"| freq  |  bw   | sf | cr | air µs| frame bytes ...   |
- *   +-------+-------+-------+----+----+-------+-------------------+
+ *    0       4       8      12   13   14      18            26
+ *   +-------+-------+-------+----+----+-------+-------------+-------------------+
+ *   | "MGE2"| freq  |  bw   | sf | cr | air µs| start (f64) | frame bytes ...   |
+ *   +-------+-------+-------+----+----+-------+-------------+-------------------+
+ *
+ * `start` is the transmission's start in the radio time every emulator on the host shares
+ * (wall-clock epoch × time scale): emulators on one medium must run at the same --time-scale.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { AirFrame } from './modem.js';
@@ -17,8 +20,8 @@ import type { AirFrame } from './modem.js';
 export const MEDIUM_SLOTS = 32;
 export const DEFAULT_MEDIUM = { host: '127.0.0.1', port: 47_100 } as const;
 
-const MAGIC = [0x4d, 0x47, 0x45, 0x31]; // "MGE1"
-const HEADER = 18;
+const MAGIC = [0x4d, 0x47, 0x45, 0x32]; // "MGE2"
+const HEADER = 26;
 
 export function encodeAirFrame(f: AirFrame): Uint8Array {
   const out = new Uint8Array(HEADER + f.data.length);
@@ -29,6 +32,7 @@ export function encodeAirFrame(f: AirFrame): Uint8Array {
   out[12] = f.sf;
   out[13] = f.cr;
   view.setUint32(14, Math.min(0xffffffff, Math.round(f.airtimeMs * 1000)));
+  view.setFloat64(18, f.start);
   out.set(f.data, HEADER);
   return out;
 }
@@ -43,6 +47,7 @@ export function decodeAirFrame(bytes: Uint8Array): AirFrame | undefined {
     sf: bytes[12]!,
     cr: bytes[13]!,
     airtimeMs: view.getUint32(14) / 1000,
+    start: view.getFloat64(18),
     data: bytes.slice(HEADER),
   };
 }

@@ -10,7 +10,7 @@
  * its radio is on, it did not transmit meanwhile (half duplex), no other reception overlapped it
  * (collision: both are lost) and the random loss spared it.
  */
-import { KissDecoder } from '../kiss.js';
+import { KISS_RETURN, KissCommand, KissDecoder, encodeKissData, kissCommandName, type KissFrame } from '../kiss.js';
 import {
   DETECT_REQUEST,
   DETECT_RESPONSE,
@@ -33,10 +33,25 @@ export interface AirFrame {
   sf: number;
   cr: number;
   airtimeMs: number;
+  /** When the transmission started, in the radio time all emulators share (see runner.ts). */
+  start: number;
   data: Uint8Array;
 }
 
+/**
+ * 'lora': the LoRa modem command set of SPEC.md (the type byte is the command).
+ * 'kiss-tnc': a plain KISS TNC: the type byte is port + KISS command; DATA frames on any port go
+ * on the air, TXDELAY/P/SLOTTIME/TXTAIL/FULLDUPLEX are recorded, and the radio is on from the
+ * start with the preset channel (no configuration commands, no telemetry, no READY).
+ */
+export type EmulatorMode = 'lora' | 'kiss-tnc';
+
+/** The channel a KISS TNC emulator transmits on, and its default bit rate (frames may exceed a LoRa packet). */
+export const KISS_TNC_BIT_RATE = 9600;
+export const KISS_TNC_CHANNEL = { frequency: 144_800_000, bandwidth: 125_000, sf: 7, cr: 5 } as const;
+
 export interface EmulatedModemOptions {
+  mode?: EmulatorMode;
   firmwareVersion?: readonly [number, number];
   platform?: number;
   mcu?: number;
@@ -97,6 +112,9 @@ export class EmulatedModem {
     shortLockPercent: 0,
     longLockPercent: 0,
   };
+  /** KISS parameters received in kiss-tnc mode, by command name (raw byte values). */
+  readonly kissParams: Record<string, number> = {};
+  readonly mode: EmulatorMode;
   readonly counters: ModemCounters = {
     rxFrames: 0,
     txFrames: 0,
@@ -109,8 +127,8 @@ export class EmulatedModem {
     unknownCommands: 0,
   };
 
-  private readonly opts: Required<Omit<EmulatedModemOptions, 'bitRate'>> & { bitRate?: number };
-  private readonly decoder = new KissDecoder({ maxFrame: 512 });
+  private readonly opts: Required<Omit<EmulatedModemOptions, 'bitRate' | 'mode'>> & { bitRate?: number };
+  private readonly decoder = new KissDecoder({ maxFrame: 2048 });
   private readonly txQueue: Uint8Array[] = [];
   private txEnd: number | undefined;
   private receptions: Reception[] = [];
@@ -120,6 +138,8 @@ export class EmulatedModem {
   private airOut: AirFrame[] = [];
 
   constructor(options: EmulatedModemOptions = {}) {
+    this.mode = options.mode ?? 'lora';
+    if (this.mode === 'kiss-tnc') Object.assign(this.settings, KISS_TNC_CHANNEL, { radioOn: true });
     this.opts = {
       firmwareVersion: options.firmwareVersion ?? [1, 74],
       platform: options.platform ?? 0x80,
@@ -128,10 +148,10 @@ export class EmulatedModem {
       snrDb: options.snrDb ?? 8.5,
       loss: options.loss ?? 0,
       delayMs: options.delayMs ?? 0,
-      txQueueFrames: options.txQueueFrames ?? 8,
-      maxPayload: options.maxPayload ?? 255,
+      txQueueFrames: options.txQueueFrames ?? (this.mode === 'kiss-tnc' ? 64 : 8),
+      maxPayload: options.maxPayload ?? (this.mode === 'kiss-tnc' ? 2048 : 255),
       random: options.random ?? Math.random,
-      ...(options.bitRate !== undefined ? { bitRate: options.bitRate } : {}),
+      ...(options.bitRate !== undefined ? { bitRate: options.bitRate } : this.mode === 'kiss-tnc' ? { bitRate: KISS_TNC_BIT_RATE } : {}),
     };
     if (!(this.opts.loss >= 0 && this.opts.loss <= 1)) {
       throw new RangeError(`loss must be from 0 to 1, got ${this.opts.loss}`);
@@ -159,6 +179,10 @@ export class EmulatedModem {
         this.counters.decodeErrors++;
         continue;
       }
+      if (this.mode === 'kiss-tnc') {
+        this.handleKiss(event.frame);
+        continue;
+      }
       const result = decodeLoraFrame(event.frame);
       if ('error' in result) {
         if (result.error.code === 'unknown-command') this.counters.unknownCommands++;
@@ -177,7 +201,9 @@ export class EmulatedModem {
       this.counters.offChannel++;
       return;
     }
-    const start = now + this.opts.delayMs;
+    // The sender's start time, not the datagram's arrival: loopback and event-loop jitter would
+    // otherwise turn back-to-back frames into false collisions when time runs scaled.
+    const start = Math.min(frame.start, now) + this.opts.delayMs;
     const reception: Reception = {
       frame,
       start,
@@ -202,7 +228,7 @@ export class EmulatedModem {
     if (this.txEnd !== undefined && now >= this.txEnd) {
       this.txEnd = undefined;
       this.counters.txFrames++;
-      this.reply({ command: 'ready', value: 0x01 });
+      if (this.mode === 'lora') this.reply({ command: 'ready', value: 0x01 });
     }
     this.startTransmission(now);
   }
@@ -223,7 +249,8 @@ export class EmulatedModem {
   }
 
   private error(code: number): void {
-    this.reply({ command: 'error', value: code });
+    // A KISS TNC has no way to report errors: it drops the frame silently.
+    if (this.mode === 'lora') this.reply({ command: 'error', value: code });
   }
 
   private handleCommand(msg: LoraMessage, now: number): void {
@@ -429,7 +456,7 @@ export class EmulatedModem {
     // Receptions under way are lost: this radio is half duplex.
     for (const r of this.receptions) if (r.end > now) r.lostHalfDuplex = true;
     const s = this.settings;
-    this.airOut.push({ frequency: s.frequency, bandwidth: s.bandwidth, sf: s.sf, cr: s.cr, airtimeMs, data });
+    this.airOut.push({ frequency: s.frequency, bandwidth: s.bandwidth, sf: s.sf, cr: s.cr, airtimeMs, start: now, data });
   }
 
   private finishReceptions(now: number): void {
@@ -449,8 +476,23 @@ export class EmulatedModem {
     this.receptions = pending;
   }
 
+  private handleKiss(frame: KissFrame): void {
+    if (frame.type === KISS_RETURN) return;
+    if (frame.command === KissCommand.DATA) {
+      this.queueTransmission(frame.data);
+      return;
+    }
+    const name = kissCommandName(frame);
+    if (typeof name === 'string' && frame.data.length >= 1) this.kissParams[name] = frame.data[0]!;
+    else this.counters.unknownCommands++;
+  }
+
   private deliver(frame: AirFrame): void {
     this.counters.rxFrames++;
+    if (this.mode === 'kiss-tnc') {
+      this.hostOut.push(encodeKissData(frame.data, 0));
+      return;
+    }
     this.reply({ command: 'stat-rssi', dbm: this.opts.rssiDbm });
     this.reply({ command: 'stat-snr', db: this.opts.snrDb });
     this.reply({ command: 'data', data: frame.data });

@@ -27,7 +27,6 @@ interface ByteLink {
 export class RunningModemEmulator {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly origin = performance.now();
 
   constructor(
     readonly modem: EmulatedModem,
@@ -36,9 +35,9 @@ export class RunningModemEmulator {
     private readonly timeScale: number,
   ) {}
 
-  /** Radio time in ms. */
+  /** Radio time in ms: the wall-clock epoch scaled, so every emulator on the host agrees. */
   now(): number {
-    return (performance.now() - this.origin) * this.timeScale;
+    return (performance.timeOrigin + performance.now()) * this.timeScale;
   }
 
   /** Writes what the modem produced and arms the timer for its next deadline. */

@@ -7,6 +7,7 @@ import { DEFAULT_MEDIUM, parseMediumAddress } from '../../firmware-protocol/emul
 import { UsageError, parseNumberOption } from './usage-error.js';
 
 interface Options {
+  mode: string;
   serial?: string;
   medium: string;
   loss: string;
@@ -19,6 +20,7 @@ interface Options {
 
 export function modemEmulatorOptions(cmd: Command): Command {
   return cmd
+    .option('--mode <mode>', 'lora (the LoRa modem command set) or kiss-tnc (a plain KISS TNC)', 'lora')
     .option('--serial <path>', 'serial device the host talks to (one end of a pty pair), or - for stdio')
     .option('--medium <host:port>', 'simulated radio medium: base UDP port of a block of 32', `${DEFAULT_MEDIUM.host}:${DEFAULT_MEDIUM.port}`)
     .option('--loss <rate>', 'probability 0..1 that a received frame is lost', '0')
@@ -37,9 +39,11 @@ export async function runModemEmulatorCommand(opts: Options): Promise<void> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (opts.mode !== 'lora' && opts.mode !== 'kiss-tnc') throw new UsageError(`--mode must be lora or kiss-tnc, got '${opts.mode}'`);
   const log = (line: string): void => void process.stderr.write(line + '\n');
   const emulator = await startModemEmulator({
     serial: opts.serial,
+    mode: opts.mode,
     medium,
     loss: parseNumberOption('--loss', opts.loss, 0, 1),
     timeScale: parseNumberOption('--time-scale', opts.timeScale, 0.001, 1_000_000),
