@@ -1,0 +1,75 @@
+/**
+ * lora-serial over real socat pty pairs to LoRa modem emulators on a shared medium: the open
+ * handshake, frames with RSSI/SNR, READY flow control, and refusals that name the step.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { startModemEmulator } from '../../firmware-protocol/emulator/runner.js';
+import { LoraSerialLink, type LoraRadioConfig } from '../../drivers/lora-serial.js';
+import { openPtyPair } from './pty.js';
+import { collect, frameOfSize, hex, until, waitForState } from './link-helpers.js';
+
+const medium = { host: '127.0.0.1', port: 20_000 + Math.floor(Math.random() * 20_000) };
+const RADIO: LoraRadioConfig = { frequency: 869_525_000, bandwidth: 125_000, sf: 7, cr: 5, txPower: 14 };
+const cleanups: Array<() => Promise<void> | void> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function modem(name: string, withEmulator = true): Promise<string> {
+  const pty = await openPtyPair(name);
+  cleanups.push(() => pty.close());
+  if (withEmulator) {
+    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20, rssiDbm: -103, snrDb: 4.25 });
+    cleanups.push(() => emulator.close());
+  }
+  return pty.host;
+}
+
+function link(path: string, name: string, radio: LoraRadioConfig = RADIO, extra: Partial<ConstructorParameters<typeof LoraSerialLink>[0]> = {}): LoraSerialLink {
+  const l = new LoraSerialLink({ name, path, radio, backoff: { initialMs: 200, maxMs: 400 }, replyTimeoutMs: 500, detectTimeoutMs: 500, ...extra });
+  cleanups.push(() => l.close());
+  return l;
+}
+
+describe('lora-serial to the LoRa modem emulator over a pty', () => {
+  it('detects, configures, reads back, turns the radio on, and carries frames with RSSI/SNR', async () => {
+    const a = link(await modem('la'), 'a', RADIO, { shortAirtimeLockPercent: 50, longAirtimeLockPercent: 10 });
+    const b = link(await modem('lb'), 'b');
+    await a.open();
+    await b.open();
+    expect(a.state).toBe('up');
+    expect(a.stats).toMatchObject({ firmware: '1.74', frequency: 869_525_000, bandwidth: 125_000, sf: 7, cr: 5, txpower: 14 });
+    const got = collect(b);
+    const frames = [1, 50, 200, 255].map((n, i) => frameOfSize(n, i));
+    for (const f of frames) a.send(f); // a burst: flow control lets one out per READY
+    await until(() => got.length === frames.length, 'four frames at b');
+    expect(got.map((f) => hex(f.data))).toEqual(frames.map(hex));
+    expect(got.every((f) => f.rssiDbm === -103 && f.snrDb === 4.25)).toBe(true);
+    expect(a.stats.readyTimeouts).toBeUndefined(); // every frame was released by READY
+    expect(() => a.send(new Uint8Array(256))).toThrow(/MTU of 255/);
+  });
+
+  it('names the refused setting and keeps retrying', async () => {
+    const reasons: string[] = [];
+    const l = link(await modem('lr'), 'r', { ...RADIO, frequency: 100_000_000 });
+    l.on('state', (_s, reason) => reason && reasons.push(reason));
+    await l.open();
+    expect(l.state).toBe('reconnecting');
+    expect(reasons[0]).toBe('modem refused frequency: asked 100000000, modem has 0');
+  });
+
+  it('reports a missing modem and comes up when one answers', async () => {
+    const pty = await openPtyPair('ln');
+    cleanups.push(() => pty.close());
+    const reasons: string[] = [];
+    const l = link(pty.host, 'n');
+    l.on('state', (_s, reason) => reason && reasons.push(reason));
+    await l.open();
+    expect(l.state).toBe('reconnecting');
+    expect(reasons[0]).toBe('no modem detected (no answer to DETECT)');
+    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20 });
+    cleanups.push(() => emulator.close());
+    await waitForState(l, 'up');
+    expect(l.counters.reconnects).toBe(0); // it had never been up before
+  });
+});
