@@ -9,6 +9,7 @@ import { UsageError, parseIntOption } from '../src/cli/usage-error.js';
 import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cli/decode.js';
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
 import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
+import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -40,6 +41,10 @@ export function buildProgram(): Command {
   airtimeOptions(
     program.command('airtime').description('time on air of one frame (LoRa or AX.25), and the limits a region sets'),
   ).action(runAirtimeCommand);
+
+  portsOptions(
+    program.command('ports').description('list serial ports with their USB ids and a guess of the device behind each'),
+  ).action(runPortsCommand);
 
   modemEmulatorOptions(
     program

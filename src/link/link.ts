@@ -21,7 +21,7 @@ export interface Endpoint {
 
 export interface ReceivedFrame {
   data: Uint8Array;
-  /** Wall-clock time of reception, ms since the epoch. */
+  /** Time of reception on the link's clock, ms (wall clock since the epoch, or a virtual clock). */
   at: number;
   rssiDbm?: number;
   snrDb?: number;
@@ -102,6 +102,8 @@ export abstract class BaseLink extends EventEmitter implements Link {
   readonly counters = newCounters();
   readonly stats: LinkStats = {};
   private current: LinkState = 'down';
+  /** `send` returned false; 'ready' is due once the queue drains below the mark. */
+  private owesReady = false;
   protected readonly queue: QueuedFrame[] = [];
   /** Over this many queued frames, `send` reports backpressure. */
   protected readonly readyBelow: number;
@@ -140,9 +142,12 @@ export abstract class BaseLink extends EventEmitter implements Link {
       this.queue.shift();
       countDrop(this.counters, 'queue-full');
     }
-    this.queue.push({ data: frame, options });
+    // A copy: the caller may reuse its buffer as soon as send returns.
+    this.queue.push({ data: frame.slice(), options });
     this.pump();
-    return this.queue.length < this.readyBelow;
+    const ready = this.queue.length < this.readyBelow;
+    if (!ready) this.owesReady = true;
+    return ready;
   }
 
   /** Sets the state; logs and emits only when it changes. */
@@ -164,7 +169,10 @@ export abstract class BaseLink extends EventEmitter implements Link {
   protected sent(bytes: number): void {
     this.counters.framesOut++;
     this.counters.bytesOut += bytes;
-    if (this.queue.length === this.readyBelow - 1) this.emit('ready');
+    if (this.owesReady && this.queue.length < this.readyBelow) {
+      this.owesReady = false;
+      this.emit('ready');
+    }
   }
 
   override on<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {

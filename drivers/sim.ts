@@ -1,0 +1,251 @@
+/**
+ * An in-process simulated radio medium, and the links attached to it.
+ *
+ * Radio model (the same as the modem emulator's, firmware-protocol/emulator/modem.ts):
+ * - A transmission occupies the channel for the airtime model's time; a link sends one frame at
+ *   a time, the next when the previous one's airtime has ended.
+ * - Every other open link on the same channel receives it over [start + delay, end + delay).
+ * - Collisions (on by default): receptions that overlap at one receiver are all lost.
+ * - Half duplex: a receiver that transmits at any time during a reception loses it.
+ * - Random loss: a surviving reception is lost with probability `loss`.
+ * - A frame that survives is delivered when its reception ends, with the receiving link's
+ *   synthetic RSSI and SNR, and `at` = the clock's time.
+ *
+ * Nothing here reads a real clock or sets a real timer: everything goes through the `SimClock`,
+ * so on a `VirtualClock` a run is deterministic (given a seeded `random`) and as fast as the CPU.
+ */
+import { Ax25AirtimeModel } from '../src/link/airtime/afsk.js';
+import { FixedRateAirtimeModel } from '../src/link/airtime/fixed-rate.js';
+import { LoraAirtimeModel } from '../src/link/airtime/lora-model.js';
+import type { AirtimeModel } from '../src/link/airtime/model.js';
+import type { SimClock, TimerHandle } from '../src/link/clock.js';
+import { BaseLink, countDrop } from '../src/link/link.js';
+
+export interface SimMediumOptions {
+  clock: SimClock;
+  /** Probability (0..1) that a frame which neither collided nor met half duplex is lost. */
+  loss?: number;
+  /** Propagation delay added to every reception, ms. */
+  delayMs?: number;
+  /** Whether overlapping receptions destroy each other; default true. */
+  collisions?: boolean;
+  /** Bits/s of a fixed-rate channel; used when `airtime` is not given. */
+  bitRate?: number;
+  /** Default: LoRa SF7 / 125 kHz / CR 4/5, or the fixed-rate model when `bitRate` is given. */
+  airtime?: AirtimeModel;
+  /** A number in [0, 1); tests pass a seeded one. Default Math.random. */
+  random?: () => number;
+}
+
+export interface SimLinkOptions {
+  /** Only links on the same channel hear each other; default ''. */
+  channel?: string;
+  /** Largest frame, ≤ the airtime model's maxBytes (the default). */
+  mtu?: number;
+  /** Outgoing queue cap; default 16 frames. */
+  queueCap?: number;
+  /** Reported with every frame this link receives; default −90 dBm and 8.5 dB. */
+  rssiDbm?: number;
+  snrDb?: number;
+  log?: (line: string) => void;
+}
+
+/** What happened on the medium as a whole, for tests and status. */
+export interface SimMediumCounters {
+  transmissions: number;
+  delivered: number;
+  collisions: number;
+  halfDuplex: number;
+  lost: number;
+}
+
+/** Receptions in flight per link; one more forgets the oldest (counted 'rx-overflow'). */
+const MAX_RECEPTIONS = 64;
+
+interface Reception {
+  data: Uint8Array;
+  start: number;
+  end: number;
+  collided: boolean;
+  lostHalfDuplex: boolean;
+  timer: TimerHandle;
+}
+
+export class SimMedium {
+  readonly clock: SimClock;
+  readonly airtime: AirtimeModel;
+  readonly loss: number;
+  readonly delayMs: number;
+  readonly collisions: boolean;
+  readonly bitRate: number | undefined;
+  readonly counters: SimMediumCounters = { transmissions: 0, delivered: 0, collisions: 0, halfDuplex: 0, lost: 0 };
+  private readonly random: () => number;
+  private readonly links = new Set<SimLink>();
+
+  constructor(options: SimMediumOptions) {
+    this.clock = options.clock;
+    this.loss = options.loss ?? 0;
+    this.delayMs = options.delayMs ?? 0;
+    this.collisions = options.collisions ?? true;
+    this.random = options.random ?? Math.random;
+    if (!(this.loss >= 0 && this.loss <= 1)) throw new RangeError(`loss must be from 0 to 1, got ${this.loss}`);
+    if (!(this.delayMs >= 0 && Number.isFinite(this.delayMs))) throw new RangeError(`delayMs must be ≥ 0, got ${this.delayMs}`);
+    this.airtime =
+      options.airtime ??
+      (options.bitRate !== undefined
+        ? new FixedRateAirtimeModel({ bitRate: options.bitRate })
+        : new LoraAirtimeModel({ sf: 7, bandwidth: 125_000, cr: 5 }));
+    this.bitRate = options.bitRate ?? nominalBitRate(this.airtime);
+  }
+
+  /** A new link on this medium, state 'down' until opened. */
+  attach(name: string, options: SimLinkOptions = {}): SimLink {
+    return new SimLink(this, name, options);
+  }
+
+  /** @internal SimLink.open/close. */
+  join(link: SimLink): void {
+    this.links.add(link);
+  }
+
+  /** @internal */
+  leave(link: SimLink): void {
+    this.links.delete(link);
+  }
+
+  /** @internal A link started sending `data` now, lasting `airtimeMs`. */
+  transmit(sender: SimLink, data: Uint8Array, airtimeMs: number): void {
+    this.counters.transmissions++;
+    const start = this.clock.now() + this.delayMs;
+    for (const link of this.links) {
+      if (link !== sender && link.channel === sender.channel) link.hear(data, start, start + airtimeMs);
+    }
+  }
+
+  /** @internal Decides the fate of a finished reception; true if it is delivered. */
+  survives(r: Reception): boolean {
+    if (r.collided) this.counters.collisions++;
+    else if (r.lostHalfDuplex) this.counters.halfDuplex++;
+    else if (this.loss > 0 && this.random() < this.loss) this.counters.lost++;
+    else {
+      this.counters.delivered++;
+      return true;
+    }
+    return false;
+  }
+}
+
+export class SimLink extends BaseLink {
+  readonly channel: string;
+  private readonly rssiDbm: number;
+  private readonly snrDb: number;
+  private receptions: Reception[] = [];
+  /** The current transmission's interval and end timer, while sending. */
+  private tx: { start: number; end: number; timer: TimerHandle } | undefined;
+
+  constructor(
+    private readonly medium: SimMedium,
+    name: string,
+    options: SimLinkOptions = {},
+  ) {
+    const mtu = options.mtu ?? medium.airtime.maxBytes;
+    if (mtu > medium.airtime.maxBytes) {
+      throw new RangeError(`${name}: MTU ${mtu} exceeds the airtime model's largest frame, ${medium.airtime.maxBytes}`);
+    }
+    super(name, 'sim', mtu, medium.airtime, medium.bitRate, options.queueCap ?? 16, options.log);
+    this.channel = options.channel ?? '';
+    this.rssiDbm = options.rssiDbm ?? -90;
+    this.snrDb = options.snrDb ?? 8.5;
+  }
+
+  /** Immediate: the link joins the medium and is 'up'. */
+  async open(): Promise<void> {
+    if (this.state === 'closed') throw new Error(`${this.name}: link is closed`);
+    this.medium.join(this);
+    this.setState('up');
+    this.pump();
+  }
+
+  /** Leaves the medium: receptions in flight are forgotten, a transmission under way ends. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.medium.leave(this);
+    for (const r of this.receptions) r.timer.cancel();
+    this.receptions = [];
+    this.tx?.timer.cancel();
+    this.tx = undefined;
+    this.setState('closed');
+  }
+
+  /** Starts the next queued frame when the radio is free. */
+  protected pump(): void {
+    if (this.state !== 'up' || this.tx) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    const clock = this.medium.clock;
+    const airtimeMs = this.airtime.airtimeMs(next.data.length);
+    const start = clock.now();
+    const end = start + airtimeMs;
+    // Half duplex: whatever this radio is receiving during its transmission is lost.
+    for (const r of this.receptions) if (r.start < end && start < r.end) r.lostHalfDuplex = true;
+    this.tx = {
+      start,
+      end,
+      timer: clock.setTimer(end, () => {
+        this.tx = undefined;
+        this.pump();
+      }),
+    };
+    this.sent(next.data.length);
+    // One copy: the caller may reuse its buffer once `send` returns.
+    this.medium.transmit(this, next.data.slice(), airtimeMs);
+  }
+
+  /** @internal A transmission reaches this link over [start, end). */
+  hear(data: Uint8Array, start: number, end: number): void {
+    if (this.state !== 'up') return;
+    const tx = this.tx;
+    const reception: Reception = {
+      data,
+      start,
+      end,
+      collided: false,
+      lostHalfDuplex: tx !== undefined && tx.start < end && start < tx.end,
+      timer: this.medium.clock.setTimer(end, () => this.finish(reception)),
+    };
+    if (this.medium.collisions) {
+      for (const other of this.receptions) {
+        if (other.start < end && start < other.end) {
+          other.collided = true;
+          reception.collided = true;
+        }
+      }
+    }
+    if (this.receptions.length >= MAX_RECEPTIONS) {
+      this.receptions.shift()?.timer.cancel();
+      countDrop(this.counters, 'rx-overflow');
+    }
+    this.receptions.push(reception);
+  }
+
+  private finish(r: Reception): void {
+    this.receptions = this.receptions.filter((x) => x !== r);
+    if (!this.medium.survives(r)) {
+      countDrop(this.counters, r.collided ? 'collision' : r.lostHalfDuplex ? 'half-duplex' : 'loss');
+      return;
+    }
+    // Each receiver gets its own copy, so one listener's changes cannot reach another's.
+    this.deliver({ data: r.data.slice(), at: this.medium.clock.now(), rssiDbm: this.rssiDbm, snrDb: this.snrDb });
+  }
+}
+
+/** The bit rate a model implies, when it has one (LoRa: SF · BW / 2^SF · 4 / CR). */
+function nominalBitRate(model: AirtimeModel): number | undefined {
+  if (model instanceof FixedRateAirtimeModel) return Number.isFinite(model.bitRate) ? model.bitRate : undefined;
+  if (model instanceof Ax25AirtimeModel) return model.baud;
+  if (model instanceof LoraAirtimeModel) {
+    const { sf, bandwidth, cr } = model.params;
+    return (sf * bandwidth * 4) / (2 ** sf * cr);
+  }
+  return undefined;
+}
