@@ -9,6 +9,7 @@ import { UsageError, parseIntOption } from '../src/cli/usage-error.js';
 import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cli/decode.js';
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
 import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
+import { runGateway, runOptions } from '../src/cli/run.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -20,7 +21,12 @@ export function buildProgram(): Command {
     .description('gateway for radio mesh networks: KISS/SLIP/LoRa modems, airtime pacing, mesh protocols')
     .version(pkg.version, '-V, --version', 'print the version and exit')
     .showSuggestionAfterError(true)
+    // Program options (the daemon's) only before a subcommand, so `airtime --sf` stays airtime's.
+    .enablePositionalOptions()
     .exitOverride();
+
+  // The daemon is the program's own action: `meshgw --port /dev/ttyUSB0 --frequency ...`.
+  runOptions(program).action(runGateway);
 
   program
     .command('decode')

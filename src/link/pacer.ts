@@ -361,7 +361,7 @@ export class Pacer<T = Uint8Array> {
       queuedByClass,
       delayMs,
       ready,
-      busyUntil: this.busyUntil,
+      busyUntil: Number.isFinite(this.busyUntil) ? this.busyUntil : 0,
     };
   }
 
