@@ -19,6 +19,7 @@ import { KissCommand, KissDecoder, encodeKissData } from '../firmware-protocol/k
 import { AX25_DEFAULT_MAX_BYTES, Ax25AirtimeModel, type Ax25Modem } from '../src/link/airtime/afsk.js';
 import { withOverhead } from '../src/link/airtime/overhead.js';
 import { AX25_UI_HEADER, decodeAx25Ui, encodeAx25Ui, parseAx25Address, type Ax25Address } from '../src/link/ax25.js';
+import type { BackoffOptions } from '../src/link/backoff.js';
 import type { ByteStream, StreamOpener } from '../src/link/byte-stream.js';
 import { kissCsmaConfig, kissCsmaFrames, type KissCsmaConfig } from '../src/link/csma.js';
 import { countDrop, type QueuedFrame } from '../src/link/link.js';
@@ -45,6 +46,7 @@ export interface KissLinkOptions {
   /** Largest mesh frame carried; default 256 (AX.25's default information field, N1). */
   mtu?: number;
   queueCap?: number;
+  backoff?: BackoffOptions;
   log?: (line: string) => void;
 }
 
@@ -83,6 +85,7 @@ export class KissLink extends StreamLink {
       bitRate: model.baud,
       opener: options.opener,
       ...(options.queueCap !== undefined ? { queueCap: options.queueCap } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
     this.kissPort = kissPort;

@@ -31,7 +31,7 @@ function link(path: string, name: string, callsign?: string): KissLink {
     csma: { txDelayMs: 250, persistence: 0.5, slotTimeMs: 50, txTailMs: 20, fullDuplex: true },
     backoff: { initialMs: 100, maxMs: 400 },
     queueCap: 16,
-  } as Parameters<typeof kissSerialLink>[0]);
+  });
   cleanups.push(() => l.close());
   return l;
 }
