@@ -22,7 +22,6 @@ import {
   type KissEvent,
   type KissFrame,
 } from '../firmware-protocol/kiss.js';
-import type { FramingError } from '../firmware-protocol/slip.js';
 
 import { bytes, chunkBySizes, concat, decodeChunks, errorsOf, framesOf, hex } from './framing-helpers.js';
 

@@ -18,11 +18,9 @@ import {
   ESC_END,
   ESC_ESC,
   SlipDecoder,
-  StuffedFrameDecoder,
   encodeSlip,
   stuffInto,
   stuffedLength,
-  type FramingError,
   type FramingEvent,
 } from '../firmware-protocol/slip.js';
 

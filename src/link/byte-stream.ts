@@ -18,29 +18,44 @@ export interface ByteStream {
 
 export type StreamOpener = () => Promise<ByteStream>;
 
+/** 'close' handlers, called once for the first reason; a close we asked for calls none. */
+class CloseOnce {
+  private done = false;
+  private readonly handlers: Array<(reason: string) => void> = [];
+
+  add(handler: (reason: string) => void): void {
+    this.handlers.push(handler);
+  }
+
+  fire(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    for (const h of this.handlers) h(reason);
+  }
+
+  silence(): void {
+    this.done = true;
+  }
+}
+
 export function serialOpener(path: string, baudRate = 115_200): StreamOpener {
   return async () => {
     const port = new SerialPort({ path, baudRate, autoOpen: false });
     await new Promise<void>((resolve, reject) =>
       port.open((err) => (err ? reject(new Error(`cannot open ${path}: ${err.message}`)) : resolve())),
     );
-    let closed = false;
-    const closeHandlers: Array<(reason: string) => void> = [];
-    const fire = (reason: string): void => {
-      if (closed) return;
-      closed = true;
-      for (const h of closeHandlers) h(reason);
-    };
+    const closing = new CloseOnce();
+    const fire = (reason: string): void => closing.fire(reason);
     port.on('close', (err: Error | null) => fire(err ? `${path} closed: ${err.message}` : `${path} closed`));
     port.on('error', (err: Error) => fire(`${path}: ${err.message}`));
     return {
       write: (bytes) => port.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
       onData: (h) => void port.on('data', (b: Buffer) => h(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))),
       onDrain: (h) => void port.on('drain', h),
-      onClose: (h) => void closeHandlers.push(h),
+      onClose: (h) => closing.add(h),
       close: () =>
         new Promise<void>((resolve) => {
-          closed = true;
+          closing.silence();
           if (!port.isOpen) return resolve();
           port.close(() => resolve());
         }),
@@ -64,23 +79,18 @@ export function tcpOpener(host: string, port: number, connectTimeoutMs = 5_000):
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        let closed = false;
-        const closeHandlers: Array<(reason: string) => void> = [];
-        const fire = (reason: string): void => {
-          if (closed) return;
-          closed = true;
-          for (const h of closeHandlers) h(reason);
-        };
+        const closing = new CloseOnce();
+        const fire = (reason: string): void => closing.fire(reason);
         socket.on('error', (err) => fire(`${host}:${port}: ${err.message}`));
         socket.on('close', () => fire(`${host}:${port} closed the connection`));
         resolve({
           write: (bytes) => socket.write(bytes),
           onData: (h) => void socket.on('data', (b: Buffer) => h(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))),
           onDrain: (h) => void socket.on('drain', h),
-          onClose: (h) => void closeHandlers.push(h),
+          onClose: (h) => closing.add(h),
           close: () =>
             new Promise<void>((res) => {
-              closed = true;
+              closing.silence();
               if (socket.destroyed) return res();
               socket.end(() => res());
               socket.destroy();

@@ -25,8 +25,8 @@
  *   `loraParams` ({frequency, bandwidth, sf, syncWord?}) when it has them, else 0.
  * - anything else: LINKTYPE_USER1 (148), the frame as is.
  */
-import type { AirtimeModel } from './airtime/model.js';
-import type { Endpoint, Link, LinkCounters, LinkEvents, LinkState, LinkStats, ReceivedFrame, SendOptions } from './link.js';
+import { LinkWrapper } from './link-wrapper.js';
+import type { Endpoint, Link, ReceivedFrame, SendOptions } from './link.js';
 import { LinkType, type Direction, type PcapngFile } from './pcap.js';
 
 /** What a LoRa link may expose for its LoRaTap headers. */
@@ -137,7 +137,7 @@ interface CaptureHints {
 
 const ANY: Endpoint = { address: '0.0.0.0', port: 0 };
 
-export class CaptureLink implements Link {
+export class CaptureLink extends LinkWrapper {
   readonly interfaceId: number;
   /** Frames that could not be encoded for the capture (e.g. a bad timestamp). */
   recordErrors = 0;
@@ -145,65 +145,22 @@ export class CaptureLink implements Link {
   private readonly hints: CaptureHints;
 
   constructor(
-    private readonly inner: Link,
+    inner: Link,
     private readonly file: PcapngFile,
     private readonly now: () => number = Date.now,
   ) {
+    super(inner);
     this.linkType = captureLinkType(inner.kind);
     this.hints = inner as unknown as CaptureHints;
     this.interfaceId = file.addInterface({ linkType: this.linkType, name: inner.name });
     inner.on('frame', (frame) => this.record('in', frame.data, frame.at, frame, undefined));
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get kind(): string {
-    return this.inner.kind;
-  }
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get bitRate(): number | undefined {
-    return this.inner.bitRate;
-  }
-  get airtime(): AirtimeModel {
-    return this.inner.airtime;
-  }
-  get state(): LinkState {
-    return this.inner.state;
-  }
-  get counters(): LinkCounters {
-    return this.inner.counters;
-  }
-  get stats(): LinkStats {
-    return this.inner.stats;
-  }
-
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-
-  /** Closes the inner link; the shared capture file stays open for its owner to close. */
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
   /** Passes the frame on, and records it once the inner link has taken it (not if it threw). */
-  send(frame: Uint8Array, options?: SendOptions): boolean {
+  override send(frame: Uint8Array, options?: SendOptions): boolean {
     const more = this.inner.send(frame, options);
     this.record('out', frame, this.now(), undefined, options);
     return more;
-  }
-
-  on<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
-    this.inner.on(event, listener);
-    return this;
-  }
-
-  off<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
-    this.inner.off(event, listener);
-    return this;
   }
 
   /** Records one frame; a frame that cannot be recorded is counted, never thrown at the link. */
@@ -228,7 +185,7 @@ export class CaptureLink implements Link {
         return ipv4UdpRecord(local ?? ANY, to, data);
       }
       case LinkType.LORATAP:
-        return loraTapRecord(this.loraParams(), rx ?? {}, data);
+        return loraTapRecord(this.captureLoraParams(), rx ?? {}, data);
       default:
         return data;
     }
@@ -241,7 +198,7 @@ export class CaptureLink implements Link {
     return e && typeof e.address === 'string' && typeof e.port === 'number' ? { address: e.address, port: e.port } : undefined;
   }
 
-  private loraParams(): LoraCaptureParams | undefined {
+  private captureLoraParams(): LoraCaptureParams | undefined {
     const p = this.hints.loraParams as Partial<LoraCaptureParams> | undefined;
     if (!p || typeof p.frequency !== 'number' || typeof p.bandwidth !== 'number' || typeof p.sf !== 'number') return undefined;
     return { frequency: p.frequency, bandwidth: p.bandwidth, sf: p.sf, ...(typeof p.syncWord === 'number' ? { syncWord: p.syncWord } : {}) };

@@ -16,9 +16,9 @@
  * Too-large frames and sends on a closed link go straight to the inner link, which throws.
  * 'state' and 'ready' events pass through; 'frame' events come after the inbound faults.
  */
+import { LinkWrapper } from './link-wrapper.js';
 import { EventEmitter } from 'node:events';
-import type { AirtimeModel } from './airtime/model.js';
-import { countDrop, type Link, type LinkCounters, type LinkEvents, type LinkState, type LinkStats, type ReceivedFrame, type SendOptions } from './link.js';
+import { countDrop, type Link, type LinkEvents, type ReceivedFrame, type SendOptions } from './link.js';
 import { Prng } from './prng.js';
 
 export interface FaultOptions {
@@ -128,7 +128,7 @@ interface Outgoing {
   options: SendOptions | undefined;
 }
 
-export class FaultLink implements Link {
+export class FaultLink extends LinkWrapper {
   /** Faults injected on received ('in') and sent ('out') frames. */
   readonly faultCounters: { in: FaultCounts; out: FaultCounts };
   private readonly events = new EventEmitter();
@@ -139,10 +139,11 @@ export class FaultLink implements Link {
   private delayed = 0;
 
   constructor(
-    private readonly inner: Link,
+    inner: Link,
     options: FaultOptions,
     private readonly clock: FaultClock = wallClock,
   ) {
+    super(inner);
     validateFaultOptions(options);
     const dir = options.direction ?? 'both';
     this.delayMs = options.delayMs ?? 0;
@@ -158,40 +159,7 @@ export class FaultLink implements Link {
     });
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get kind(): string {
-    return this.inner.kind;
-  }
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get bitRate(): number | undefined {
-    return this.inner.bitRate;
-  }
-  get airtime(): AirtimeModel {
-    return this.inner.airtime;
-  }
-  get state(): LinkState {
-    return this.inner.state;
-  }
-  get counters(): LinkCounters {
-    return this.inner.counters;
-  }
-  get stats(): LinkStats {
-    return this.inner.stats;
-  }
-
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  send(frame: Uint8Array, options?: SendOptions): boolean {
+  override send(frame: Uint8Array, options?: SendOptions): boolean {
     if (!this.outPlan || frame.length > this.inner.mtu || this.inner.state === 'closed') return this.inner.send(frame, options);
     let more = true;
     this.inject(this.outPlan, { data: frame, options }, (f) => (more = this.sendNow(f) && more));
@@ -204,13 +172,13 @@ export class FaultLink implements Link {
     if (this.outPlan) this.pass(this.outPlan.flush(), (f) => this.sendNow(f), this.outPlan.counts);
   }
 
-  on<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
+  override on<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
     if (event === 'frame') this.events.on(event, listener as (...args: unknown[]) => void);
     else this.inner.on(event, listener);
     return this;
   }
 
-  off<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
+  override off<E extends keyof LinkEvents>(event: E, listener: (...args: LinkEvents[E]) => void): this {
     if (event === 'frame') this.events.off(event, listener as (...args: unknown[]) => void);
     else this.inner.off(event, listener);
     return this;

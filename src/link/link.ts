@@ -55,6 +55,13 @@ export interface LinkEvents {
   ready: [];
 }
 
+/** The channel of a LoRa link (lora-serial, sim), for regional rules and captures. */
+export interface LoraChannel {
+  frequency: number;
+  bandwidth: number;
+  sf: number;
+}
+
 export interface Link {
   readonly name: string;
   /** Driver kind: 'kiss-serial', 'kiss-tcp', 'lora-serial', 'slip-serial', 'udp', 'sim'. */
@@ -67,6 +74,8 @@ export interface Link {
   readonly state: LinkState;
   readonly counters: LinkCounters;
   readonly stats: LinkStats;
+  /** Set on LoRa links. */
+  readonly loraParams?: LoraChannel | undefined;
   /** Starts the link. A device missing at start is not an error: the link keeps trying. */
   open(): Promise<void>;
   close(): Promise<void>;

@@ -57,18 +57,13 @@ export interface SendRequest {
   options?: SendOptions;
 }
 
-/** What a link may expose about its LoRa channel (lora-serial, sim). */
-interface WithLoraParams {
-  loraParams?: { frequency: number; bandwidth: number };
-}
-
 export class InterfaceRegistry {
   private readonly entries = new Map<string, InterfaceEntry>();
 
   /** Registers a link; throws for a duplicate name or a channel the region does not allow. */
   add(link: Link, config: InterfaceConfig = {}): InterfaceEntry {
     if (this.entries.has(link.name)) throw new Error(`an interface named '${link.name}' is already registered`);
-    const lora = (link as Link & WithLoraParams).loraParams;
+    const lora = link.loraParams;
     const region = config.region ?? 'none';
     const frequency = config.frequency ?? lora?.frequency ?? 0;
     const bandwidth = config.bandwidth ?? lora?.bandwidth ?? 0;
