@@ -10,6 +10,7 @@ import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cl
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
 import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
 import { runGateway, runOptions } from '../src/cli/run.js';
+import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -43,6 +44,10 @@ export function buildProgram(): Command {
       for (const line of result.lines) process.stdout.write(line + '\n');
       if (result.malformed) process.exitCode = 1;
     });
+
+  idOptions(program.command('id').description("print this node's SID (its X25519 public key), creating the key on first use")).action(
+    runIdCommand,
+  );
 
   airtimeOptions(
     program.command('airtime').description('time on air of one frame (LoRa or AX.25), and the limits a region sets'),
