@@ -7,6 +7,9 @@ import { airtimeBench } from './airtime.js';
 import { kissBench } from './kiss.js';
 import { printTable, sink } from './measure.js';
 import { pacerBench } from './pacer.js';
+import { overheadTable, sealBench } from './seal.js';
 
-printTable([...kissBench(), ...pacerBench(), ...airtimeBench()]);
+printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...sealBench()]);
+console.log('');
+for (const line of overheadTable()) console.log(line);
 if (sink.value === -1) console.log('');

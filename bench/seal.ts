@@ -1,0 +1,74 @@
+/**
+ * Seal + open of mesh datagrams (64 B and 1 KiB), beside the same AEAD done natively by
+ * node:crypto (OpenSSL's ChaCha20-Poly1305) on the same payloads; and the per-frame overhead of
+ * each frame form beside the 32-byte budget.
+ */
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { FrameSealer, type PeerDirectory } from '../src/mesh/seal.js';
+import { identityFromSecrets } from '../src/mesh/identity.js';
+import { AddressForm, frameOverhead } from '../src/mesh/frame.js';
+import { BENCH_MS, rate, sink, type Row } from './measure.js';
+
+const alice = identityFromSecrets(new Uint8Array(32).fill(1), new Uint8Array(32).fill(2));
+const bob = identityFromSecrets(new Uint8Array(32).fill(3), new Uint8Array(32).fill(4));
+const peers: PeerDirectory = {
+  sidsWithShort: (s) => (s[0] === alice.sid[0] && s[1] === alice.sid[1] ? [alice.sid] : []),
+  signingKeyOf: () => alice.ed25519Public,
+};
+
+function native(payload: Uint8Array, key: Buffer, nonce: Buffer, aad: Buffer): void {
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  c.setAAD(aad, { plaintextLength: payload.length });
+  const ct = Buffer.concat([c.update(payload), c.final()]);
+  const tag = c.getAuthTag();
+  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  d.setAAD(aad, { plaintextLength: ct.length });
+  d.setAuthTag(tag);
+  sink.value += Buffer.concat([d.update(ct), d.final()]).length;
+}
+
+export function sealBench(): Row[] {
+  const rows: Row[] = [];
+  for (const size of [64, 1024]) {
+    const payload = new Uint8Array(size).fill(7);
+    const sender = new FrameSealer(alice, 1);
+    const receiver = new FrameSealer(bob, 1);
+    const N = 200;
+    const key = Buffer.alloc(32, 9);
+    const aad = Buffer.alloc(16, 1);
+    let n = 0;
+    rows.push({
+      name: `seal+open ${size} B`,
+      unit: '/s',
+      value: rate(N, BENCH_MS, () => {
+        for (let i = 0; i < N; i++) {
+          const f = sender.sealUnicast({ dst: bob.sid, srcPort: 1, dstPort: 2, ttl: 8, payload, compact: true });
+          const r = receiver.open(f, peers);
+          if (r.ok) sink.value += r.datagram.payload.length;
+        }
+      }),
+      baselineName: 'node:crypto AEAD only',
+      baseline: rate(N, BENCH_MS, () => {
+        for (let i = 0; i < N; i++) {
+          const nonce = Buffer.alloc(12);
+          nonce.writeUInt32BE(n++, 8);
+          native(payload, key, nonce, aad);
+        }
+      }),
+    });
+  }
+  return rows;
+}
+
+export function overheadTable(): string[] {
+  const forms: Array<[string, number]> = [
+    ['compact unicast', AddressForm.COMPACT],
+    ['full unicast', AddressForm.FULL],
+    ['compact broadcast', AddressForm.BROADCAST_COMPACT],
+    ['broadcast', AddressForm.BROADCAST],
+  ];
+  return [
+    'frame form           overhead  budget',
+    ...forms.map(([name, form]) => `${name.padEnd(21)}${String(frameOverhead(form as 0)).padEnd(10)}${form === AddressForm.COMPACT ? '32 (unicast between known peers)' : '-'}`),
+  ];
+}
