@@ -12,7 +12,7 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { FrameSealer, type PeerDirectory } from '../src/mesh/seal.js';
 import { identityFromSecrets, type Identity } from '../src/mesh/identity.js';
-import { AddressForm, frameOverhead, shortAddress } from '../src/mesh/frame.js';
+import { AddressForm, decodeHeader, forwardedFrame, frameOverhead, shortAddress } from '../src/mesh/frame.js';
 import { nextEpoch } from '../src/mesh/epoch.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
@@ -176,5 +176,18 @@ describe('FrameSealer', () => {
   it('does not open frames for someone else', () => {
     const frame = new FrameSealer(alice, 1).sealUnicast({ dst: carol.sid, srcPort: 1, dstPort: 2, ttl: 3, payload });
     expect(new FrameSealer(bob, 1).open(frame, everyone)).toEqual({ ok: false, reason: 'not-for-us' });
+  });
+
+  it('still opens after forwarders set, rewrite and drop the via field and decrement the TTL', () => {
+    const frame = new FrameSealer(alice, 1).sealUnicast({ dst: carol.sid, srcPort: 1, dstPort: 2, ttl: 3, payload, compact: true });
+    const hop1 = forwardedFrame(frame, shortAddress(bob.sid))!;
+    expect(hop1.length).toBe(frame.length + 2);
+    const h = decodeHeader(hop1);
+    expect(h.ok && [h.header.ttl, Buffer.from(h.header.via!).equals(Buffer.from(shortAddress(bob.sid)))]).toEqual([2, true]);
+    const hop2 = forwardedFrame(hop1, undefined)!;
+    expect(hop2.length).toBe(frame.length);
+    expect(new FrameSealer(carol, 1).open(hop2, everyone)).toMatchObject({ ok: true, datagram: { ttl: 1 } });
+    expect(new FrameSealer(carol, 1).open(hop1, everyone).ok).toBe(true);
+    expect(forwardedFrame(hop2, undefined)).toBeUndefined(); // TTL spent
   });
 });

@@ -2,9 +2,12 @@
  * The mesh datagram frame header (format and byte diagrams: SPEC.md beside this file).
  * Pure codec: no keys here; sealing is seal.ts.
  *
- *   byte 0   0101 A FF    0x5_: a meshgw datagram (RFC 5444 packets start with 0x0_)
- *                         A = authenticate-only (payload in clear), FF = address form
+ *   byte 0   0101 A V FF  0x5_: a meshgw datagram (RFC 5444 packets start with 0x0_)
+ *                         A = authenticate-only (payload in clear), V = via present,
+ *                         FF = address form
  *   byte 1   TTL          decremented per hop, excluded from authentication
+ *   (2)      via          next hop's short address, only on forwarded hops; rewritten per hop
+ *                         and excluded from authentication
  *   ...      addresses    by form (below), then src port, dst port (u8 each)
  *   8 bytes  nonce        sender's boot epoch (u32 BE) ‖ frame counter (u32 BE)
  *   ...      payload      sealed, or in clear in authenticate-only mode
@@ -14,6 +17,7 @@ import { SID_LENGTH } from './identity.js';
 
 export const FRAME_MARK = 0x50;
 export const AUTH_ONLY = 0x08;
+export const VIA = 0x04;
 export const SHORT_ADDRESS = 2;
 export const TAG_LENGTH = 16;
 export const SIGNATURE_LENGTH = 64;
@@ -36,6 +40,8 @@ export interface FrameHeader {
   form: AddressFormCode;
   authOnly: boolean;
   ttl: number;
+  /** The next hop's short address, on frames a forwarder must pick up. */
+  via?: Uint8Array | undefined;
   /** Full SID or short address; undefined for broadcast. */
   dst: Uint8Array | undefined;
   src: Uint8Array;
@@ -62,9 +68,9 @@ function addressLengths(form: AddressFormCode): { dst: number; src: number } {
   }
 }
 
-export function headerLength(form: AddressFormCode): number {
+export function headerLength(form: AddressFormCode, via = false): number {
   const a = addressLengths(form);
-  return 2 + a.dst + a.src + 2 + NONCE_LENGTH;
+  return 2 + (via ? SHORT_ADDRESS : 0) + a.dst + a.src + 2 + NONCE_LENGTH;
 }
 
 /** Bytes after the payload: the AEAD tag, or the signature of a broadcast. */
@@ -89,11 +95,16 @@ export function encodeHeader(h: FrameHeader): Uint8Array {
   for (const [name, v, max] of [['ttl', h.ttl, 255], ['srcPort', h.srcPort, 255], ['dstPort', h.dstPort, 255], ['epoch', h.epoch, 0xffffffff], ['counter', h.counter, 0xffffffff]] as const) {
     if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} must be 0..${max}, got ${v}`);
   }
-  const out = new Uint8Array(headerLength(h.form));
+  if (h.via && h.via.length !== SHORT_ADDRESS) throw new RangeError(`via must be ${SHORT_ADDRESS} bytes`);
+  const out = new Uint8Array(headerLength(h.form, h.via !== undefined));
   const view = new DataView(out.buffer);
-  out[0] = FRAME_MARK | (h.authOnly ? AUTH_ONLY : 0) | h.form;
+  out[0] = FRAME_MARK | (h.authOnly ? AUTH_ONLY : 0) | (h.via ? VIA : 0) | h.form;
   out[1] = h.ttl;
   let o = 2;
+  if (h.via) {
+    out.set(h.via, o);
+    o += SHORT_ADDRESS;
+  }
   if (h.dst) {
     out.set(h.dst, o);
     o += h.dst.length;
@@ -113,13 +124,15 @@ export type HeaderResult = { ok: true; header: FrameHeader; length: number } | {
 export function decodeHeader(bytes: Uint8Array): HeaderResult {
   if (!isMeshFrame(bytes)) return { ok: false, reason: 'not-a-frame' };
   const b0 = bytes[0]!;
-  if (b0 & 0x04) return { ok: false, reason: 'not-a-frame' }; // reserved bit
   const form = (b0 & 0x03) as AddressFormCode;
-  const length = headerLength(form);
+  const hasVia = (b0 & VIA) !== 0;
+  const length = headerLength(form, hasVia);
   if (bytes.length < length + trailerLength(form)) return { ok: false, reason: 'truncated' };
   const a = addressLengths(form);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = 2;
+  const via = hasVia ? bytes.slice(o, o + SHORT_ADDRESS) : undefined;
+  o += hasVia ? SHORT_ADDRESS : 0;
   const dst = a.dst ? bytes.slice(o, o + a.dst) : undefined;
   o += a.dst;
   const src = bytes.slice(o, o + a.src);
@@ -130,15 +143,38 @@ export function decodeHeader(bytes: Uint8Array): HeaderResult {
   return {
     ok: true,
     length,
-    header: { form, authOnly: (b0 & AUTH_ONLY) !== 0, ttl: bytes[1]!, dst, src, srcPort, dstPort, epoch: view.getUint32(o), counter: view.getUint32(o + 4) },
+    header: { form, authOnly: (b0 & AUTH_ONLY) !== 0, ttl: bytes[1]!, via, dst, src, srcPort, dstPort, epoch: view.getUint32(o), counter: view.getUint32(o + 4) },
   };
 }
 
-/** The authenticated header bytes: the header with its TTL zeroed (forwarders change the TTL). */
+/**
+ * The authenticated header bytes: the header without what forwarders change — TTL zeroed, the
+ * via bit cleared and the via address left out.
+ */
 export function associatedData(frame: Uint8Array, headerLen: number): Uint8Array {
-  const aad = frame.slice(0, headerLen);
+  const hasVia = (frame[0]! & VIA) !== 0;
+  const aad = new Uint8Array(headerLen - (hasVia ? SHORT_ADDRESS : 0));
+  aad[0] = frame[0]! & ~VIA;
   aad[1] = 0;
+  aad.set(frame.subarray(2 + (hasVia ? SHORT_ADDRESS : 0), headerLen), 2);
   return aad;
+}
+
+/**
+ * The frame as a forwarder sends it on: TTL decremented and `via` set to the next hop's short
+ * address (or removed with undefined, for the last hop). Undefined when the TTL is spent.
+ */
+export function forwardedFrame(frame: Uint8Array, via: Uint8Array | undefined): Uint8Array | undefined {
+  const ttl = frame[1]!;
+  if (ttl <= 1) return undefined;
+  const hasVia = (frame[0]! & VIA) !== 0;
+  const rest = frame.subarray(2 + (hasVia ? SHORT_ADDRESS : 0));
+  const out = new Uint8Array(2 + (via ? SHORT_ADDRESS : 0) + rest.length);
+  out[0] = (frame[0]! & ~VIA) | (via ? VIA : 0);
+  out[1] = ttl - 1;
+  if (via) out.set(via, 2);
+  out.set(rest, out.length - rest.length);
+  return out;
 }
 
 /** The short address of a SID: its first two bytes. */
