@@ -5,12 +5,12 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { FrameSealer, type PeerDirectory } from '../src/mesh/seal.js';
-import { identityFromSecrets } from '../src/mesh/identity.js';
+import { identityFromSecret } from '../src/mesh/identity.js';
 import { AddressForm, frameOverhead } from '../src/mesh/frame.js';
 import { BENCH_MS, rate, sink, type Row } from './measure.js';
 
-const alice = identityFromSecrets(new Uint8Array(32).fill(1), new Uint8Array(32).fill(2));
-const bob = identityFromSecrets(new Uint8Array(32).fill(3), new Uint8Array(32).fill(4));
+const alice = identityFromSecret(new Uint8Array(32).fill(1));
+const bob = identityFromSecret(new Uint8Array(32).fill(3));
 const peers: PeerDirectory = {
   sidsWithShort: (s) => (s[0] === alice.sid[0] && s[1] === alice.sid[1] ? [alice.sid] : []),
   signingKeyOf: () => alice.ed25519Public,

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadOrCreateIdentity, readIdentity, sidShort } from '../src/mesh/identity.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { loadOrCreateIdentity, readIdentity, sidOfSigningKey, sidShort } from '../src/mesh/identity.js';
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'meshgw-id-'));
 
@@ -27,9 +28,15 @@ describe('identity key file', () => {
     expect(() => readIdentity(path)).toThrow(/can be read by others \(mode 0644\); run: chmod 600/);
   });
 
+  it('derives the SID from the signing key, so a key can be checked against a SID', () => {
+    const { identity } = loadOrCreateIdentity(join(dir(), 'identity.json'));
+    expect(Buffer.from(sidOfSigningKey(identity.ed25519Public)).equals(Buffer.from(identity.sid))).toBe(true);
+    expect(Buffer.from(x25519.getPublicKey(identity.x25519Secret)).equals(Buffer.from(identity.sid))).toBe(true);
+  });
+
   it('refuses a key file with the wrong content', () => {
     const path = join(dir(), 'identity.json');
-    for (const body of ['not json', '{"version":2}', '{"version":1,"ed25519":"00","x25519":"11"}']) {
+    for (const body of ['not json', '{"version":2}', '{"version":1,"ed25519":"00"}']) {
       writeFileSync(path, body, { mode: 0o600 });
       chmodSync(path, 0o600);
       expect(() => readIdentity(path)).toThrow(/key file/);

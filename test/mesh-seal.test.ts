@@ -11,7 +11,7 @@ import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { FrameSealer, type PeerDirectory } from '../src/mesh/seal.js';
-import { identityFromSecrets, type Identity } from '../src/mesh/identity.js';
+import { identityFromSecret, type Identity } from '../src/mesh/identity.js';
 import { AddressForm, decodeHeader, forwardedFrame, frameOverhead, shortAddress } from '../src/mesh/frame.js';
 import { nextEpoch } from '../src/mesh/epoch.js';
 
@@ -19,7 +19,7 @@ const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 function node(seed: number): Identity {
-  return identityFromSecrets(new Uint8Array(32).fill(seed), new Uint8Array(32).fill(seed + 100));
+  return identityFromSecret(new Uint8Array(32).fill(seed));
 }
 
 function directory(...ids: Identity[]): PeerDirectory {

@@ -2,15 +2,20 @@
  * A node's identity: an Ed25519 signing key (broadcast signatures, ICV TLVs) and an X25519 key
  * (static–static sealing of unicast datagrams). The node's SID is its 32-byte X25519 public key.
  *
+ * The X25519 key is the Montgomery form of the Ed25519 key (RFC 7748 §4.1's birational map, as
+ * libsodium's crypto_sign_ed25519_pk_to_curve25519): one secret, and a SID that is bound to the
+ * signing key — anyone can check that a signing key belongs to a SID, so nobody can sign HELLOs
+ * or topology in another node's name with a key of their own.
+ *
  * Key file (JSON, mode 0600, created on first start):
- *   {"version":1,"ed25519":"<32-byte secret, hex>","x25519":"<32-byte secret, hex>"}
+ *   {"version":1,"ed25519":"<32-byte secret, hex>"}
  * A key file that others can read, or whose content is not that, is refused with a message that
  * says what to do; the node never overwrites an existing file.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 
 export const SID_LENGTH = 32;
 
@@ -39,17 +44,23 @@ export function sidShort(sid: Uint8Array): string {
   return sidHex(sid).slice(0, 8);
 }
 
-export function identityFromSecrets(ed25519Secret: Uint8Array, x25519Secret: Uint8Array): Identity {
+export function identityFromSecret(ed25519Secret: Uint8Array): Identity {
+  const ed25519Public = ed25519.getPublicKey(ed25519Secret);
   return {
-    sid: x25519.getPublicKey(x25519Secret),
-    x25519Secret,
-    ed25519Public: ed25519.getPublicKey(ed25519Secret),
+    sid: ed25519.utils.toMontgomery(ed25519Public),
+    x25519Secret: ed25519.utils.toMontgomerySecret(ed25519Secret),
+    ed25519Public,
     ed25519Secret,
   };
 }
 
+/** The SID that belongs to an Ed25519 public key (for checking a key a HELLO or TC carries). */
+export function sidOfSigningKey(ed25519Public: Uint8Array): Uint8Array {
+  return ed25519.utils.toMontgomery(ed25519Public);
+}
+
 export function generateIdentity(): Identity {
-  return identityFromSecrets(ed25519.utils.randomSecretKey(), x25519.utils.randomSecretKey());
+  return identityFromSecret(ed25519.utils.randomSecretKey());
 }
 
 function parseSecret(path: string, field: string, value: unknown): Uint8Array {
@@ -74,16 +85,15 @@ export function readIdentity(path: string): Identity {
     throw new KeyFileError(`key file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof json !== 'object' || json === null || (json as { version?: unknown }).version !== 1) {
-    throw new KeyFileError(`key file ${path}: expected {"version":1,"ed25519":...,"x25519":...}`);
+    throw new KeyFileError(`key file ${path}: expected {"version":1,"ed25519":"<64 hex digits>"}`);
   }
-  const o = json as Record<string, unknown>;
-  return identityFromSecrets(parseSecret(path, 'ed25519', o.ed25519), parseSecret(path, 'x25519', o.x25519));
+  return identityFromSecret(parseSecret(path, 'ed25519', (json as Record<string, unknown>).ed25519));
 }
 
 /** Writes a new key file with mode 0600; fails if the file exists. */
 export function writeIdentity(path: string, id: Identity): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const body = JSON.stringify({ version: 1, ed25519: sidHex(id.ed25519Secret), x25519: sidHex(id.x25519Secret) });
+  const body = JSON.stringify({ version: 1, ed25519: sidHex(id.ed25519Secret) });
   const fd = openSync(path, 'wx', 0o600);
   try {
     writeSync(fd, body + '\n');
