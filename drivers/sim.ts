@@ -29,6 +29,8 @@ export interface SimMediumOptions {
   delayMs?: number;
   /** Whether overlapping receptions destroy each other; default true. */
   collisions?: boolean;
+  /** Carrier-sense slot, ms: a link that hears the channel busy waits for it to clear plus 0–7 slots. 0 disables CSMA. Default 20. */
+  csmaSlotMs?: number;
   /** Bits/s of a fixed-rate channel; used when `airtime` is not given. */
   bitRate?: number;
   /** Default: LoRa SF7 / 125 kHz / CR 4/5, or the fixed-rate model when `bitRate` is given. */
@@ -77,6 +79,7 @@ export class SimMedium {
   readonly loss: number;
   readonly delayMs: number;
   readonly collisions: boolean;
+  readonly csmaSlotMs: number;
   readonly bitRate: number | undefined;
   readonly counters: SimMediumCounters = { transmissions: 0, delivered: 0, collisions: 0, halfDuplex: 0, lost: 0 };
   private readonly random: () => number;
@@ -87,6 +90,8 @@ export class SimMedium {
     this.loss = options.loss ?? 0;
     this.delayMs = options.delayMs ?? 0;
     this.collisions = options.collisions ?? true;
+    this.csmaSlotMs = options.csmaSlotMs ?? 20;
+    if (!(this.csmaSlotMs >= 0 && Number.isFinite(this.csmaSlotMs))) throw new RangeError(`csmaSlotMs must be ≥ 0, got ${this.csmaSlotMs}`);
     this.random = options.random ?? Math.random;
     if (!(this.loss >= 0 && this.loss <= 1)) throw new RangeError(`loss must be from 0 to 1, got ${this.loss}`);
     if (!(this.delayMs >= 0 && Number.isFinite(this.delayMs))) throw new RangeError(`delayMs must be ≥ 0, got ${this.delayMs}`);
@@ -99,6 +104,11 @@ export class SimMedium {
   }
 
   /** A new link on this medium, state 'down' until opened. */
+  /** @internal A draw from the medium's random source (CSMA backoff). */
+  randomValue(): number {
+    return this.random();
+  }
+
   attach(name: string, options: SimLinkOptions = {}): SimLink {
     return new SimLink(this, name, options);
   }
@@ -142,6 +152,7 @@ export class SimLink extends BaseLink {
   private receptions: Reception[] = [];
   /** The current transmission's interval and end timer, while sending. */
   private tx: { start: number; end: number; timer: TimerHandle } | undefined;
+  private deferred: TimerHandle | undefined;
 
   constructor(
     private readonly medium: SimMedium,
@@ -174,15 +185,31 @@ export class SimLink extends BaseLink {
     this.receptions = [];
     this.tx?.timer.cancel();
     this.tx = undefined;
+    this.deferred?.cancel();
+    this.deferred = undefined;
     this.setState('closed');
   }
 
   /** Starts the next queued frame when the radio is free. */
   protected pump(): void {
-    if (this.state !== 'up' || this.tx) return;
-    const next = this.queue.shift();
-    if (!next) return;
+    if (this.state !== 'up' || this.tx || this.deferred) return;
+    if (this.queue.length === 0) return;
     const clock = this.medium.clock;
+    // Carrier sense (as LoRa modems and TNCs do): while this radio hears a transmission, wait
+    // for its end plus a random number of slots.
+    if (this.medium.csmaSlotMs > 0) {
+      const now = clock.now();
+      const busyUntil = this.receptions.reduce((t, r) => (r.start <= now && r.end > now ? Math.max(t, r.end) : t), -Infinity);
+      if (busyUntil > now) {
+        const wait = busyUntil + this.medium.csmaSlotMs * Math.floor(this.medium.randomValue() * 8);
+        this.deferred = clock.setTimer(wait, () => {
+          this.deferred = undefined;
+          this.pump();
+        });
+        return;
+      }
+    }
+    const next = this.queue.shift()!;
     const airtimeMs = this.airtime.airtimeMs(next.data.length);
     const start = clock.now();
     const end = start + airtimeMs;

@@ -89,7 +89,8 @@ describe('SimMedium and SimLink', () => {
   });
 
   it('loses both frames when two transmissions overlap at a receiver', async () => {
-    const { clock, medium, node } = await setup(['a', 'b', 'c']);
+    // Without carrier sense (hidden terminals behave so): b does not wait for a.
+    const { clock, medium, node } = await setup(['a', 'b', 'c'], { csmaSlotMs: 0 });
     const t = medium.airtime.airtimeMs(16);
     node('a').link.send(bytes(16, 1));
     clock.advance(t / 2);
@@ -121,7 +122,7 @@ describe('SimMedium and SimLink', () => {
   });
 
   it('is half duplex: a receiver that starts transmitting mid-reception loses that frame', async () => {
-    const { clock, medium, node } = await setup(['a', 'b', 'c'], { collisions: false });
+    const { clock, medium, node } = await setup(['a', 'b', 'c'], { collisions: false, csmaSlotMs: 0 });
     const t = medium.airtime.airtimeMs(40);
     node('a').link.send(bytes(40, 1));
     clock.advance(t - 1); // b keys up 1 ms before a's frame ends
@@ -236,5 +237,16 @@ describe('VirtualClock', () => {
     const tick = (): void => void clock.setTimer(clock.now() + 1, tick);
     tick();
     expect(() => clock.runUntilIdle(1000)).toThrow(/not idle/);
+  });
+
+  it('with carrier sense, a link that hears the channel busy waits instead of colliding', async () => {
+    const { clock, medium, node } = await setup(['a', 'b', 'c']);
+    const t = medium.airtime.airtimeMs(16);
+    node('a').link.send(bytes(16, 1));
+    clock.advance(t / 2);
+    node('b').link.send(bytes(16, 2)); // b hears a: defers past a's end
+    clock.advance(10 * t);
+    expect(node('c').got).toHaveLength(2);
+    expect(node('c').link.counters.drops['collision']).toBeUndefined();
   });
 });

@@ -8,13 +8,13 @@
  * 7182, Ed25519); one address per heard neighbour with LINK_STATUS (3: 0 lost, 1 symmetric,
  * 2 heard) and IN_RATIO (225: how well we hear that neighbour's HELLOs, × 255). A link is
  * symmetric when each side hears the other. The HELLO interval adapts to the link's airtime
- * budget: HELLOs take at most `helloShare` of it, and never come faster than `minHelloMs`.
+ * budget and to how many nodes share the channel (see helloInterval).
  *
  * TC (message type 1, hop limit 255), flooded on every interface with duplicate suppression by
  * ICV: originator, KEYS (always: far nodes may never have heard a HELLO from it), VALIDITY_TIME,
  * ICV; one address per symmetric neighbour with LINK_COST (226, float32 ms per byte) and LINK_MTU
- * (227, u16). Flooding is plain (no MPR selection): simple and robust for meshes of tens of
- * nodes; every node rebroadcasts each new TC once.
+ * (227, u16). Each node rebroadcasts a new TC at most once, and only where a neighbour may not
+ * have heard it (see forward): no MPR election, but no echo in a full mesh either.
  *
  * Node ids in routing are the hex of the first 16 bytes of a SID (the RFC 5444 address).
  */
@@ -273,13 +273,18 @@ export class ControlPlane {
     return perByte > 0 ? perByte : UNCAPPED_MS_PER_BYTE;
   }
 
+  /**
+   * HELLOs may use `helloShare` of this node's budget (its duty cycle), and, since every node
+   * heard on the interface shares the channel, the channel's HELLO load stays within that share:
+   * interval = HELLO airtime × (1 + nodes heard) ÷ (duty cycle × share), within [min, max].
+   */
   private helloInterval(s: IfaceState): number {
     let heard = 0;
     for (const l of this.links.values()) if (l.iface === s.cfg.name) heard++;
     const size = Math.min(s.cfg.mtu, 100 + 20 * heard);
     const airtime = s.cfg.airtimeMs(size);
     const budget = (s.cfg.dutyFraction ?? 1) * this.helloShare;
-    return Math.min(this.maxHelloMs, Math.max(this.minHelloMs, airtime / budget));
+    return Math.min(this.maxHelloMs, Math.max(this.minHelloMs, (airtime * (1 + heard)) / budget));
   }
 
   private tcInterval(): number {
@@ -325,7 +330,9 @@ export class ControlPlane {
         const interval = this.helloInterval(s);
         this.addTlv(ctx, TLV_INTERVAL, Uint8Array.of(encodeTime(interval)));
         this.addTlv(ctx, TLV_VALIDITY, Uint8Array.of(encodeTime(3 * interval)));
-        const unsure = [...this.links.values()].some((l) => l.iface === s.cfg.name && !this.symmetric(l));
+        // Alone, or with a neighbour that may not know us yet: carry the key.
+        const here = [...this.links.values()].filter((l) => l.iface === s.cfg.name);
+        const unsure = here.length === 0 || here.some((l) => !this.symmetric(l));
         if (unsure || s.helloCount % 4 === 0) this.addTlv(ctx, TLV_KEYS, this.identity.ed25519Public);
         ctx.reserveTlv(TLV_ICV, ICV_EXT_GENERIC, ICV_LENGTH);
       },
@@ -408,9 +415,19 @@ export class ControlPlane {
     this.counters.tcsSent++;
   }
 
+  /**
+   * Rebroadcasts a new TC only on interfaces where a symmetric neighbour of ours is neither its
+   * originator nor one of the originator's own neighbours (those heard the originator directly):
+   * a cheap stand-in for OLSR's MPR selection that keeps a full mesh from echoing every TC.
+   */
   private forward(bytes: Uint8Array, message: Message): void {
-    if (message.type !== MSG_TC) return;
-    this.writer.forwardMessage(bytes);
+    if (message.type !== MSG_TC || !message.originator) return;
+    const origin = hex(message.originator);
+    const covered = new Set(message.addresses.map((a) => hex(a.address)));
+    const wanted = new Set<string>();
+    for (const l of this.links.values()) if (l.id !== origin && !covered.has(l.id) && this.symmetric(l)) wanted.add(l.iface);
+    if (wanted.size === 0) return;
+    this.writer.forwardMessage(bytes, (iface) => wanted.has(iface));
     this.counters.tcsForwarded++;
   }
 

@@ -167,11 +167,18 @@ export function associatedData(frame: Uint8Array, headerLen: number): Uint8Array
 export function forwardedFrame(frame: Uint8Array, via: Uint8Array | undefined): Uint8Array | undefined {
   const ttl = frame[1]!;
   if (ttl <= 1) return undefined;
+  const out = withVia(frame, via);
+  out[1] = ttl - 1;
+  return out;
+}
+
+/** The frame with its via field set (or removed with undefined); TTL unchanged. */
+export function withVia(frame: Uint8Array, via: Uint8Array | undefined): Uint8Array {
   const hasVia = (frame[0]! & VIA) !== 0;
   const rest = frame.subarray(2 + (hasVia ? SHORT_ADDRESS : 0));
   const out = new Uint8Array(2 + (via ? SHORT_ADDRESS : 0) + rest.length);
   out[0] = (frame[0]! & ~VIA) | (via ? VIA : 0);
-  out[1] = ttl - 1;
+  out[1] = frame[1]!;
   if (via) out.set(via, 2);
   out.set(rest, out.length - rest.length);
   return out;
