@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError, parseIntOption } from '../src/cli/usage-error.js';
 import { decodeToJsonLines, parseDecodeFormat, readDecodeInput } from '../src/cli/decode.js';
+import { encodeToHex, parseEncodeFormat, readEncodeInput } from '../src/cli/encode.js';
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
 import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
 import { runGateway, runOptions } from '../src/cli/run.js';
@@ -31,8 +32,8 @@ export function buildProgram(): Command {
 
   program
     .command('decode')
-    .description('decode a KISS or SLIP byte stream to one JSON line per frame')
-    .argument('<format>', 'kiss or slip')
+    .description('decode a KISS or SLIP byte stream to one JSON line per frame, or an RFC 5444 packet to its JSON')
+    .argument('<format>', 'kiss, slip or rfc5444')
     .argument('[input]', 'hex bytes, or - (the default) to read hex from stdin')
     .option('--raw', 'read raw bytes from stdin instead of hex text')
     .option('--max-frame <bytes>', 'largest frame accepted, in bytes', '2048')
@@ -43,6 +44,16 @@ export function buildProgram(): Command {
       const result = decodeToJsonLines(fmt, bytes, maxFrame);
       for (const line of result.lines) process.stdout.write(line + '\n');
       if (result.malformed) process.exitCode = 1;
+    });
+
+  program
+    .command('encode')
+    .description('encode an RFC 5444 packet from its JSON model (as decode prints it) to hex')
+    .argument('<format>', 'rfc5444')
+    .argument('[input]', 'a JSON file, or - (the default) to read JSON from stdin')
+    .action(async (format: string, input: string | undefined) => {
+      const fmt = parseEncodeFormat(format);
+      process.stdout.write(encodeToHex(fmt, await readEncodeInput(input)) + '\n');
     });
 
   idOptions(program.command('id').description("print this node's SID (its X25519 public key), creating the key on first use")).action(
