@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,10 @@ function tshark(file: string, fields: string[]): string[][] {
 
 describe('meshgw (the daemon)', () => {
   it('runs on a simulated radio, prints JSON events and writes a capture Wireshark reads', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'meshgw-run-')), 'sim.pcapng');
-    const child = spawn(process.execPath, [bin, '--sim', '--status-interval', '0.2', '--pcap', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = mkdtempSync(join(tmpdir(), 'meshgw-run-'));
+    const file = join(dir, 'sim.pcapng');
+    const key = join(dir, 'key', 'identity.json');
+    const child = spawn(process.execPath, [bin, '--sim', '--status-interval', '0.5', '--pcap', file, '--key', key], { stdio: ['ignore', 'pipe', 'pipe'] });
     const events: GatewayEvent[] = [];
     let buffer = '';
     child.stdout.on('data', (b: Buffer) => {
@@ -35,7 +37,10 @@ describe('meshgw (the daemon)', () => {
       }
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await until(() => events.some((e) => e.event === 'frame') && events.some((e) => e.event === 'status'), 'a frame and a status line', 15_000);
+    // The simulated neighbour is discovered: a symmetric neighbour and a route in the status.
+    const meshUp = (): boolean =>
+      events.some((e) => e.event === 'status' && (e.mesh?.routes.length ?? 0) > 0 && e.mesh!.neighbours.some((n) => n.symmetric));
+    await until(() => events.some((e) => e.event === 'frame') && meshUp(), 'a frame and a route to the simulated neighbour', 25_000);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(events[0]).toEqual({ event: 'state', interface: 'sim0', state: 'up' });
@@ -44,6 +49,7 @@ describe('meshgw (the daemon)', () => {
     const rows = tshark(file, ['frame.protocols', 'frame.interface_name']);
     expect(rows.length).toBeGreaterThanOrEqual(1);
     expect(rows[0]).toEqual(['loratap:data', 'sim0']);
+    expect(existsSync(key)).toBe(true); // the identity was created where --key said
   });
 
   it('sends through the pacers and captures both interfaces as IPv4/UDP', async () => {

@@ -17,6 +17,11 @@ import type { InterfaceConfig } from '../link/registry.js';
 import { parseRegionName, RegionError, type RegionName } from '../link/airtime/regions.js';
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { Gateway } from '../gateway/gateway.js';
+import { dirname, join } from 'node:path';
+import { defaultKeyFile, generateIdentity, loadOrCreateIdentity, sidHex } from '../mesh/identity.js';
+import { MeshRunner } from '../gateway/mesh-runner.js';
+import { nextEpoch } from '../mesh/epoch.js';
+import { MeshNode } from '../mesh/node.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
 
 export interface RunOptions {
@@ -37,6 +42,7 @@ export interface RunOptions {
   airtimeCap?: string;
   pcap?: string;
   statusInterval: string;
+  key: string;
 }
 
 export function runOptions(cmd: Command): Command {
@@ -47,7 +53,7 @@ export function runOptions(cmd: Command): Command {
     .option('--kiss-tcp <host:port>', 'a soft TNC over TCP, e.g. 127.0.0.1:8001 (Direwolf)')
     .option('--udp <iface>', 'Wi-Fi ad hoc interface name (e.g. wlan0) or bind address')
     .option('--udp-port <port>', 'UDP port of the mesh on --udp', '4269')
-    .option('--sim', 'a simulated radio (with a simulated neighbour) when no hardware is attached')
+    .option('--sim', 'a simulated radio with a simulated neighbour node, when no hardware is attached')
     .option('--region <name>', 'regional rules for radio interfaces: eu868, us915 or none', 'none')
     .option('--frequency <hz>', 'LoRa frequency in Hz (required with --driver lora)')
     .option('--bw <hz>', 'LoRa bandwidth in Hz', '125000')
@@ -57,11 +63,12 @@ export function runOptions(cmd: Command): Command {
     .option('--callsign <call>', 'operator callsign-SSID for AX.25 UI framing on KISS TNCs')
     .option('--airtime-cap <percent[,percent]>', 'your own airtime cap: percent of 15 s[, of 1 h]')
     .option('--pcap <file>', 'capture every frame in and out to a pcapng file (Wireshark)')
-    .option('--status-interval <s>', 'print a status line every S seconds (0: never)', '60');
+    .option('--status-interval <s>', 'print a status line every S seconds (0: never)', '60')
+    .option('--key <file>', "this node's key file (created on first start)", defaultKeyFile());
 }
 
 interface Built {
-  interfaces: Array<{ link: Link; config: InterfaceConfig }>;
+  interfaces: Array<{ link: Link; config: InterfaceConfig; authOnly?: boolean }>;
   /** Links that are not part of the gateway (the simulated neighbour), with what they do. */
   extras: Array<{ link: Link; start(): void; stop(): void }>;
 }
@@ -117,7 +124,8 @@ export function buildInterfaces(o: RunOptions, log: (line: string) => void): Bui
         ...(o.callsign ? { callsign: o.callsign } : {}),
         log,
       });
-      built.interfaces.push({ link, config: withFrequency(radioConfig, o) });
+      // A TNC is amateur radio: datagrams are authenticated, not encrypted, on the air.
+      built.interfaces.push({ link, config: withFrequency(radioConfig, o), authOnly: true });
     } else if (o.driver === 'slip') {
       const link = new SlipSerialLink({ name: 'slip0', path: o.port, ...(o.baud ? { baudRate: parseIntOption('--baud', o.baud, 300, 4_000_000) } : {}), log });
       built.interfaces.push({ link, config: withFrequency(radioConfig, o) });
@@ -127,7 +135,7 @@ export function buildInterfaces(o: RunOptions, log: (line: string) => void): Bui
   }
   if (o.kissTcp !== undefined) {
     const { host, port } = hostPort('--kiss-tcp', o.kissTcp);
-    built.interfaces.push({ link: kissTcpLink({ name: 'kisstcp0', host, port, ...(o.callsign ? { callsign: o.callsign } : {}), log }), config: withFrequency(radioConfig, o) });
+    built.interfaces.push({ link: kissTcpLink({ name: 'kisstcp0', host, port, ...(o.callsign ? { callsign: o.callsign } : {}), log }), config: withFrequency(radioConfig, o), authOnly: true });
   }
   if (o.udp !== undefined) {
     const port = parseIntOption('--udp-port', o.udpPort, 1, 65_535);
@@ -136,23 +144,25 @@ export function buildInterfaces(o: RunOptions, log: (line: string) => void): Bui
     built.interfaces.push({ link, config: {} });
   }
   if (o.sim) {
-    const medium = new SimMedium({ clock: new RealClock() });
+    // A simulated radio with one simulated neighbour: a second mesh node on the same medium, so
+    // the gateway has someone to discover and route to.
+    const clock = new RealClock();
+    const medium = new SimMedium({ clock });
     const link = medium.attach('sim0', { log });
-    const neighbour = medium.attach('sim-neighbour');
-    let timer: NodeJS.Timeout | undefined;
-    let n = 0;
+    const neighbourLink = medium.attach('sim-neighbour');
+    const neighbour = new MeshNode({ identity: generateIdentity(), epoch: 1 });
+    neighbour.addInterface({ name: 'sim', mtu: neighbourLink.mtu, airtimeMs: (b) => neighbourLink.airtime.airtimeMs(Math.min(b, 255)) }, clock.now());
+    const runner = new MeshRunner({ node: neighbour, clock, links: new Map([['sim', neighbourLink]]) });
     built.interfaces.push({ link, config: {} });
     built.extras.push({
-      link: neighbour,
+      link: neighbourLink,
       start: () => {
-        void neighbour.open();
-        const beacon = (): void => void neighbour.send(new TextEncoder().encode(`sim neighbour beacon ${++n}`));
-        beacon();
-        timer = setInterval(beacon, 10_000);
+        void neighbourLink.open();
+        runner.start();
       },
       stop: () => {
-        if (timer) clearInterval(timer);
-        void neighbour.close();
+        runner.stop();
+        void neighbourLink.close();
       },
     });
   }
@@ -184,10 +194,16 @@ export async function runGateway(o: RunOptions): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const built = buildInterfaces(o, log);
   const statusIntervalMs = parseNumberOption('--status-interval', o.statusInterval, 0, 86_400) * 1000;
+  const { identity, created } = loadOrCreateIdentity(o.key);
+  if (created) log(`created a new identity in ${o.key}`);
+  const epochFile = join(dirname(o.key), 'epoch');
+  const node = new MeshNode({ identity, epoch: nextEpoch(epochFile), nextEpoch: () => nextEpoch(epochFile) });
+  log(`node ${sidHex(identity.sid)}`);
   let gateway: Gateway;
   try {
     gateway = new Gateway({
       interfaces: built.interfaces,
+      mesh: node,
       ...(o.pcap ? { capture: new PcapngFile(o.pcap) } : {}),
       onEvent: (e) => void process.stdout.write(JSON.stringify(e) + '\n'),
       statusIntervalMs,
