@@ -8,8 +8,12 @@ import { kissBench } from './kiss.js';
 import { printTable, sink } from './measure.js';
 import { pacerBench } from './pacer.js';
 import { overheadTable, sealBench } from './seal.js';
+import { rfc5444Bench } from './rfc5444.js';
 
-printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...sealBench()]);
+const rfc5444 = rfc5444Bench();
+printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...rfc5444.rows, ...sealBench()]);
+console.log('');
+for (const line of rfc5444.lines) console.log(line);
 console.log('');
 for (const line of overheadTable()) console.log(line);
 if (sink.value === -1) console.log('');
