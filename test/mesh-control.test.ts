@@ -8,6 +8,12 @@ import { identityFromSecret } from '../src/mesh/identity.js';
 import { computeRoutes } from '../src/mesh/routing.js';
 import { decodePacket } from '../src/rfc5444/wire.js';
 import { LoraAirtimeModel } from '../src/link/airtime/lora-model.js';
+import { LinkType, PcapngFile } from '../src/link/pcap.js';
+import { ipv4UdpRecord } from '../src/link/capture.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const lora = new LoraAirtimeModel({ sf: 7, bandwidth: 125_000, cr: 5 });
 
@@ -17,9 +23,9 @@ function seeded(seed: number): () => number {
 }
 
 /** Nodes on one channel each; `hears[a]` lists who receives a's packets. */
-function mesh(n: number, hears: Record<number, number[]>) {
-  const nodes = Array.from({ length: n }, (_, i) => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(i + 1)), random: seeded(i + 7) }));
-  nodes.forEach((c) => c.addInterface({ name: 'radio', mtu: 255, airtimeMs: (b) => lora.airtimeMs(Math.min(b, 255)) }, 0));
+function mesh(n: number, hears: Record<number, number[]>, mtu = 255, sent?: Uint8Array[]) {
+  const nodes = Array.from({ length: n }, (_, i) => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(i + 1)), random: seeded(i * 7919 + 7) }));
+  nodes.forEach((c) => c.addInterface({ name: 'radio', mtu, airtimeMs: (b) => lora.airtimeMs(Math.min(b, 255)) }, 0));
   let now = 0;
   const run = (until: number, cut?: (from: number, to: number) => boolean): void => {
     while (now < until) {
@@ -29,6 +35,7 @@ function mesh(n: number, hears: Record<number, number[]>) {
         nodes.forEach((c, i) => {
           for (const p of c.takeOutput()) {
             any = true;
+            sent?.push(p.bytes);
             for (const j of hears[i] ?? []) if (!cut?.(i, j)) nodes[j]!.receive(p.iface, p.bytes, now);
           }
         });
@@ -104,5 +111,42 @@ describe('ControlPlane', () => {
     nodes[0]!.receive('radio', bytes, 1_000);
     expect(nodes[0]!.counters.badKey).toBe(1);
     expect(nodes[0]!.neighbours()).toEqual([]);
+  });
+
+  it('fragments a HELLO that does not fit the MTU; every fragment is signed and counts', () => {
+    const sent: Uint8Array[] = [];
+    const all = { 0: [1, 2, 3], 1: [0, 2, 3], 2: [0, 1, 3], 3: [0, 1, 2] };
+    const { nodes, run } = mesh(4, all, 180, sent);
+    run(90_000);
+    for (const n of nodes) expect(n.neighbours().filter((x) => x.symmetric)).toHaveLength(3);
+    expect(sent.every((b) => b.length <= 180)).toBe(true);
+    // Some HELLO went out in more than one message with the same sequence number: fragments.
+    const hellos = sent.flatMap((b) => {
+      const d = decodePacket(b);
+      return d.ok ? d.packet.messages.filter((m) => m.type === 0).map((m) => `${Buffer.from(m.originator!).toString('hex')}/${m.seqno}`) : [];
+    });
+    expect(hellos.length).toBeGreaterThan(new Set(hellos).size);
+    expect(nodes.every((n) => n.counters.badIcv === 0)).toBe(true);
+  });
+
+  it("Wireshark's packetbb dissector reads the HELLOs and TCs", async () => {
+    const sent: Uint8Array[] = [];
+    const { run } = mesh(3, { 0: [1], 1: [0, 2], 2: [1] }, 255, sent);
+    run(30_000);
+    const file = join(mkdtempSync(join(tmpdir(), 'meshgw-hello-')), 'control.pcapng');
+    const pcap = new PcapngFile(file);
+    const id = pcap.addInterface({ linkType: LinkType.IPV4, name: 'radio' });
+    for (const [i, b] of sent.entries()) {
+      pcap.writePacket({ interfaceId: id, timestampMs: i, direction: 'out', data: ipv4UdpRecord({ address: '10.0.0.1', port: 269 }, { address: '10.0.0.255', port: 269 }, b) });
+    }
+    await pcap.close();
+    const r = spawnSync('tshark', ['-r', file, '-T', 'fields', '-e', 'packetbb.msg.type', '-e', 'packetbb.msg.addrsize'], { encoding: 'utf8' });
+    if (r.error) throw new Error('tshark is needed: apt-get install -y tshark');
+    const rows = r.stdout.trim().split('\n').map((l) => l.split('\t'));
+    expect(rows).toHaveLength(sent.length);
+    const types = new Set(rows.flatMap((row) => row[0]!.split(',')));
+    expect(types).toEqual(new Set(['0', '1']));
+    // Every message carries 16-byte addresses (the SID prefix).
+    expect(rows.every((row) => row[1]!.split(',').every((v) => v === '16'))).toBe(true);
   });
 });
