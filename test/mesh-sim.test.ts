@@ -33,7 +33,7 @@ describe('mesh in virtual time', () => {
     expect(got).toEqual([`${nodeIdOf(a.sid).slice(0, 8)}:41:over four hops`]);
     expect(m.nodes.slice(1, 4).map((n) => n.counters.forwarded)).toEqual([1, 1, 1]);
     expect(() => a.bind(42).send(e.sid, 40, new Uint8Array(300))).toThrow(MeshSendError);
-    expect(() => a.bind(43).send(e.sid, 40, new Uint8Array(300))).toThrow(/exceeds the path MTU .* at most 221 bytes/);
+    expect(() => a.bind(43).send(e.sid, 40, new Uint8Array(300))).toThrow(/exceeds the path MTU .* at most 161 bytes/);
   });
 
   it('a two-interface gateway forwards between a LoRa segment and a Wi-Fi segment', () => {
@@ -51,7 +51,7 @@ describe('mesh in virtual time', () => {
       sc.send(from, port, text('pong'));
     });
     a.bind(51).on('message', (_f, _p, bytes) => atA.push(new TextDecoder().decode(bytes)));
-    expect(a.pathMtu(c.sid)).toBe(255 - 34);
+    expect(a.pathMtu(c.sid)).toBe(255 - 92 - 2); // full addresses beyond one hop, plus via
     m.nodes[0]!.routes(); // (routes computed lazily)
     a.bind(52);
     a.sendDatagram(c.sid, 51, 50, text('ping'), 'interactive');

@@ -467,6 +467,7 @@ export class ControlPlane {
     if (!this.nodes.has(keys.id)) {
       this.nodes.set(keys.id, { sid: sidOfSigningKey(keys.edKey), edKey: keys.edKey });
       if (this.nodes.size > MAX_NODES) this.forgetOneNode();
+      this.version++; // a new node can now be resolved by its short address
     }
     return keys.id;
   }
@@ -523,11 +524,14 @@ export class ControlPlane {
     return {
       block: (ctx: MessageContext) => {
         const m = ctx.message;
-        const id = this.authenticate(m);
-        if (!id || m.seqno === null) return 'drop-message';
-        const icv = m.tlvs.find((t) => t.type === TLV_ICV)!.value!;
+        // A copy already seen (by its signature) is dropped before paying for a verification;
+        // only verified signatures enter the set, so a forgery cannot suppress a real TC.
+        const icv = m.tlvs.find((t) => t.type === TLV_ICV && t.extType === ICV_EXT_GENERIC)?.value;
+        if (!icv || icv.length !== ICV_LENGTH) return 'drop-message';
         const dup = hex(icv.subarray(3, 27));
         if (this.duplicates.has(dup)) return 'drop-message';
+        const id = this.authenticate(m);
+        if (!id || m.seqno === null) return 'drop-message';
         this.duplicates.set(dup, this.now + 3 * this.tcInterval());
         if (this.duplicates.size > MAX_DUPLICATES) this.duplicates.delete(this.duplicates.keys().next().value!);
         this.counters.tcsReceived++;

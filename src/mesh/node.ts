@@ -236,15 +236,15 @@ export class MeshNode {
   }
 
   /**
-   * Compact addresses only where both ends and every forwarder can resolve them: the destination
-   * has our key (it is a symmetric neighbour, or far away and we have flooded our TC), and no
-   * other node we know shares its short address or ours.
+   * Compact addresses only towards a symmetric neighbour — it authenticated our HELLO, so it
+   * holds our key and can resolve our short address — and only when no other node we know shares
+   * its short address or ours. Further away we cannot know that the destination has our key yet,
+   * so the full form goes (it carries our SID, all the destination needs to open it).
    */
   private formTo(dst: Uint8Array, route: Route): typeof AddressForm.FULL | typeof AddressForm.COMPACT {
     this.refreshRoutes();
     const unique = (sid: Uint8Array): boolean => (this.shortIndex.get(hex(sid.subarray(0, SHORT_ADDRESS)))?.length ?? 0) <= 1;
-    const knowsUs = route.hops === 1 || this.control.counters.tcsSent > 0;
-    return knowsUs && unique(dst) && unique(this.sid) ? AddressForm.COMPACT : AddressForm.FULL;
+    return route.hops === 1 && unique(dst) && unique(this.sid) ? AddressForm.COMPACT : AddressForm.FULL;
   }
 
   private sidOf(id: string): Uint8Array | undefined {
