@@ -6,6 +6,7 @@
 import { airtimeBench } from './airtime.js';
 import { kissBench } from './kiss.js';
 import { printTable, sink } from './measure.js';
+import { meshBench } from './mesh.js';
 import { pacerBench } from './pacer.js';
 import { overheadTable, sealBench } from './seal.js';
 import { rfc5444Bench } from './rfc5444.js';
@@ -16,4 +17,5 @@ console.log('');
 for (const line of rfc5444.lines) console.log(line);
 console.log('');
 for (const line of overheadTable()) console.log(line);
+for (const line of meshBench()) console.log(line);
 if (sink.value === -1) console.log('');
