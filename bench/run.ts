@@ -10,6 +10,7 @@ import { meshBench } from './mesh.js';
 import { pacerBench } from './pacer.js';
 import { overheadTable, sealBench } from './seal.js';
 import { rfc5444Bench } from './rfc5444.js';
+import { strokkurBench } from './strokkur.js';
 
 const rfc5444 = rfc5444Bench();
 printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...rfc5444.rows, ...sealBench()]);
@@ -18,4 +19,5 @@ for (const line of rfc5444.lines) console.log(line);
 console.log('');
 for (const line of overheadTable()) console.log(line);
 for (const line of meshBench()) console.log(line);
+{ const s = strokkurBench(); console.log(''); printTable(s.rows); console.log(['', ...s.lines].join('\n')); }
 if (sink.value === -1) console.log('');
