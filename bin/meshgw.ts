@@ -13,6 +13,7 @@ import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
 import { runGateway, runOptions } from '../src/cli/run.js';
 import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
+import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendCommand } from '../src/cli/msg.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -67,6 +68,14 @@ export function buildProgram(): Command {
   portsOptions(
     program.command('ports').description('list serial ports with their USB ids and a guess of the device behind each'),
   ).action(runPortsCommand);
+
+  const msg = program
+    .command('msg')
+    .description('send and receive Strokkur messages (connectionless, FEC-protected, up to 4 MiB) over plain UDP');
+  msgSendOptions(msg.command('send').description('send a file (or stdin) as one message to a listener')).action(runMsgSendCommand);
+  msgListenOptions(
+    msg.command('listen').description('print (and with --out store) every message received, one JSON line each, until SIGINT/SIGTERM'),
+  ).action(runMsgListenCommand);
 
   modemEmulatorOptions(
     program

@@ -1,0 +1,188 @@
+/**
+ * `meshgw msg send HOST:PORT FILE|-` and `meshgw msg listen --udp PORT`: Strokkur messages over
+ * plain UDP, no daemon needed.
+ *
+ * send: reads the file (or stdin), sends it as one message from an ephemeral port, paced at
+ * `--bit-rate` (a receiver's kernel buffer holds only a few hundred datagrams), waits until every
+ * datagram has left, prints one summary line on stderr and exits 0.
+ *
+ * listen: prints one JSON line per message received, `{"from":"addr:port","size":N,
+ * "sha256":"…"}`; with `--out DIR` it also stores each message in DIR as
+ * `<UTC time>-<source>-<first 16 hex digits of the SHA-256>` and adds `"file"`. Receive failures
+ * (a checksum mismatch, a malformed chunk) are one line each on stderr. Runs until SIGINT or
+ * SIGTERM, then exits 0.
+ */
+import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Endpoint } from '../link/link.js';
+import { MAX_MESSAGE } from '../strokkur/chunk.js';
+import { Strokkur } from '../strokkur/strokkur.js';
+import { UdpStrokkurTransport, endpointKey } from '../strokkur/udp.js';
+import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
+
+export const DEFAULT_MSG_BIT_RATE = 10_000_000;
+
+interface SendOptions {
+  redundancy?: string;
+  mtu: string;
+  bitRate: string;
+}
+
+interface ListenOptions {
+  udp?: string;
+  host: string;
+  out?: string;
+}
+
+/** Parses `host:port`, `1.2.3.4:port` or `[v6]:port`; throws a UsageError. */
+export function parseHostPort(value: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:[\]\s]+):(\d+)$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(Number.isInteger(port) && port >= 1 && port <= 65535) || (value.startsWith('[') && isIP(m[1]!) !== 6)) {
+    throw new UsageError(`HOST:PORT must be like 127.0.0.1:4270 or [::1]:4270 with a port from 1 to 65535, got '${value}'`);
+  }
+  return { host: m[1]!, port };
+}
+
+/** The message to send: a file or stdin, 1 byte to 4 MiB (UsageError otherwise). */
+async function readMessage(file: string): Promise<Uint8Array> {
+  const tooLarge = (n: string): UsageError => new UsageError(`${n} is larger than the Strokkur maximum of ${MAX_MESSAGE} bytes`);
+  let bytes: Uint8Array;
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of process.stdin) {
+      chunks.push(chunk as Buffer);
+      total += (chunk as Buffer).length;
+      if (total > MAX_MESSAGE) throw tooLarge('stdin');
+    }
+    bytes = Buffer.concat(chunks);
+  } else {
+    try {
+      const s = await stat(file);
+      if (!s.isFile()) throw new UsageError(`'${file}' is not a file`);
+      if (s.size > MAX_MESSAGE) throw tooLarge(`'${file}'`);
+      bytes = await readFile(file);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new UsageError(`cannot read '${file}': no such file`);
+      throw new Error(`cannot read '${file}': ${(err as Error).message}`);
+    }
+  }
+  if (bytes.length === 0) throw new UsageError(`${file === '-' ? 'stdin' : `'${file}'`} is empty: a Strokkur message is 1 byte to 4 MiB`);
+  if (bytes.length > MAX_MESSAGE) throw tooLarge(file === '-' ? 'stdin' : `'${file}'`);
+  return bytes;
+}
+
+export function msgSendOptions(cmd: Command): Command {
+  return cmd
+    .argument('<host:port>', 'where the listener is, e.g. 127.0.0.1:4270 or [::1]:4270')
+    .argument('<file>', 'the message: a file, or - to read stdin (1 byte to 4 MiB)')
+    .option('--redundancy <r>', 'redundant rows beyond the first (R); default 4')
+    .option('--mtu <bytes>', 'largest datagram', '1200')
+    .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced', String(DEFAULT_MSG_BIT_RATE));
+}
+
+export async function runMsgSendCommand(target: string, file: string, opts: SendOptions): Promise<void> {
+  const { host, port } = parseHostPort(target);
+  const redundancy = opts.redundancy !== undefined ? parseIntOption('--redundancy', opts.redundancy, 0, 1000) : undefined;
+  const mtu = parseIntOption('--mtu', opts.mtu, 64, 65_507);
+  const bitRate = parseNumberOption('--bit-rate', opts.bitRate, 0, 1e11);
+  const data = await readMessage(file);
+  let address: string;
+  let family: number;
+  try {
+    ({ address, family } = await lookup(host));
+  } catch (err) {
+    throw new Error(`cannot resolve '${host}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const transport = await UdpStrokkurTransport.open({ type: family === 6 ? 'udp6' : 'udp4', mtu, ...(bitRate > 0 ? { bitRate } : {}) });
+  const strokkur = new Strokkur(transport);
+  const dst: Endpoint = { address, port };
+  try {
+    const r = await strokkur.send(dst, data, redundancy !== undefined ? { redundancy } : {});
+    await transport.close();
+    if (transport.counters.sendErrors > 0) {
+      throw new Error(`${transport.counters.sendErrors} of ${r.chunks} datagrams to ${endpointKey(dst)} failed: ${transport.counters.lastSendError}`);
+    }
+    process.stderr.write(
+      `meshgw: sent ${r.bytes} bytes to ${endpointKey(dst)} in ${r.chunks} chunks of up to ${r.chunkSize} bytes (k=${r.k}, redundancy ${r.redundancy})\n`,
+    );
+  } finally {
+    strokkur.close();
+    await transport.close();
+  }
+}
+
+export function msgListenOptions(cmd: Command): Command {
+  return cmd
+    .option('--udp <port>', 'UDP port to listen on (0: any free port, printed on stderr)')
+    .option('--host <addr>', 'address to bind', '0.0.0.0')
+    .option('--out <dir>', 'store each message as a file in this directory');
+}
+
+/** `<UTC time>-<source>-<sha prefix>`, safe as a file name on any system. */
+export function messageFileName(at: Date, source: string, sha256: string): string {
+  const time = at.toISOString().replace(/[-:]/g, '');
+  return `${time}-${source.replace(/[^A-Za-z0-9.]+/g, '_').replace(/^_+|_+$/g, '')}-${sha256.slice(0, 16)}`;
+}
+
+export async function runMsgListenCommand(opts: ListenOptions): Promise<void> {
+  if (opts.udp === undefined) throw new UsageError("required option '--udp <port>' not specified");
+  const port = parseIntOption('--udp', opts.udp, 0, 65535);
+  if (isIP(opts.host) === 0) throw new UsageError(`--host must be an IPv4 or IPv6 address, got '${opts.host}'`);
+  const out = opts.out;
+  if (out !== undefined) {
+    try {
+      await mkdir(out, { recursive: true });
+    } catch (err) {
+      throw new Error(`cannot create '${out}': ${(err as Error).message}`);
+    }
+  }
+  const transport = await UdpStrokkurTransport.open({ port, address: opts.host, receiveBufferBytes: 8 * 1024 * 1024 });
+  const strokkur = new Strokkur(transport);
+  const local = transport.localEndpoint();
+  process.stderr.write(`meshgw: listening on ${endpointKey(local)}\n`);
+
+  // Lines go out in the order messages arrived, each after its file is written.
+  let chain: Promise<void> = Promise.resolve();
+  strokkur.on('message', (from, bytes) => {
+    const source = endpointKey(from);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const at = new Date();
+    chain = chain.then(async () => {
+      const line: Record<string, string | number> = { from: source, size: bytes.length, sha256 };
+      if (out !== undefined) {
+        const file = join(out, messageFileName(at, source, sha256));
+        try {
+          await writeFile(file, bytes, { flag: 'wx' });
+          line.file = file;
+        } catch (err) {
+          // The same message from the same source in the same millisecond: it is already there.
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') line.file = file;
+          else process.stderr.write(`meshgw: cannot store the message from ${source}: ${(err as Error).message}\n`);
+        }
+      }
+      process.stdout.write(JSON.stringify(line) + '\n');
+    });
+  });
+  strokkur.on('error', (err) => process.stderr.write(`meshgw: from ${err.sourceKey}: ${err.reason}\n`));
+
+  const stop = (): void => {
+    strokkur.close();
+    void chain
+      .then(() => transport.close())
+      .then(() => {
+        const c = strokkur.counters;
+        process.stderr.write(`meshgw: received ${c.messagesReceived} messages, ${c.receiveErrors} failed\n`);
+        process.exit(0);
+      });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
