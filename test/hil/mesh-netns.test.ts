@@ -27,6 +27,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ip, waitForCarrier } from './netns.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 /** Built modules the child imports, beside their sources (to refuse a stale build). */
@@ -44,13 +45,6 @@ const PORT_BC = 4270;
 const DATA_PORT = 30;
 const CONVERGE_MS = 30_000;
 
-/** Runs `ip`; throws with its stderr when it fails. */
-function ip(...args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error(`\`ip ${args.join(' ')}\` failed: ${r.error?.message ?? r.stderr.trim()}`);
-  }
-}
 
 /** The child: one mesh node over its UdpLinks, driven by a MeshRunner on the real clock. */
 const CHILD = `
@@ -199,15 +193,6 @@ class Child {
   }
 }
 
-async function waitForCarrier(ns: string, dev: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const r = spawnSync('ip', ['-n', ns, '-o', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
-    if (/[<,]LOWER_UP[,>]/.test(r.stdout)) return;
-    if (Date.now() > deadline) throw new Error(`${dev} in ${ns} has no carrier after 5 s: ${r.stdout.trim()} ${r.stderr.trim()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const namespaces: string[] = [];
 const children: Child[] = [];

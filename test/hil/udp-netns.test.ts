@@ -16,18 +16,12 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ip, waitForCarrier } from './netns.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const built = join(root, 'dist/drivers/udp.js');
 const PORT = 4269;
 
-/** Runs `ip`; throws with its stderr when it fails. */
-function ip(...args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error(`\`ip ${args.join(' ')}\` failed: ${r.error?.message ?? r.stderr.trim()}`);
-  }
-}
 
 /** The child: opens a UdpLink on the veth end, says hello until the exchange is complete. */
 const CHILD = `
@@ -100,15 +94,6 @@ function runChild(ns: string, script: string, iface: string, name: string, group
   });
 }
 
-async function waitForCarrier(ns: string, dev: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const r = spawnSync('ip', ['-n', ns, '-o', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
-    if (/[<,]LOWER_UP[,>]/.test(r.stdout)) return;
-    if (Date.now() > deadline) throw new Error(`${dev} in ${ns} has no carrier after 5 s: ${r.stdout.trim()} ${r.stderr.trim()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const namespaces: string[] = [];
 function cleanup(): void {
