@@ -19,6 +19,8 @@ import { MeshRunner } from './mesh-runner.js';
 export type GatewayEvent =
   | { event: 'state'; interface: string; state: LinkState; reason?: string }
   | { event: 'frame'; interface: string; bytes: number; rssiDbm?: number; snrDb?: number; from?: string }
+  /** A frame the interface's pacer refused (dwell limit, MTU, a full queue), with why. */
+  | { event: 'refused'; interface: string; reason: string; message: string }
   | { event: 'status'; interfaces: InterfaceStatus[]; mesh?: MeshStatus };
 
 export interface MeshStatus {
@@ -78,7 +80,7 @@ export class Gateway {
             data: out.bytes,
             ...(out.to ? { options: { to: out.to } } : {}),
           });
-          if (!r.ok) this.emit({ event: 'state', interface: out.iface, state: this.registry.get(out.iface)!.link.state, reason: `frame refused: ${r.message}` });
+          if (!r.ok) this.emit({ event: 'refused', interface: out.iface, reason: r.reason, message: r.message });
           this.schedule();
         },
       });
