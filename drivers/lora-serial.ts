@@ -7,8 +7,9 @@
  * each echo compared with what was asked — the airtime locks when configured, and RADIO_STATE on.
  * Any failure names the step and the value, and the link retries with backoff.
  *
- * Flow control: after a DATA frame, the next waits for READY or for the frame's airtime plus a
- * margin (RNode firmware answers READY only when asked). STAT_RSSI and STAT_SNR that precede a
+ * Flow control: after a DATA frame, the next waits for READY; once the frame's airtime has passed
+ * the host asks for it (RNode firmware answers READY only when asked), and after a further margin
+ * without an answer it goes on. STAT_RSSI and STAT_SNR that precede a
  * received frame are attached to it; channel statistics and errors become link stats/counters.
  */
 import { KissDecoder } from '../firmware-protocol/kiss.js';
@@ -182,13 +183,21 @@ export class LoraSerialLink extends StreamLink {
     return !this.awaitingReady;
   }
 
+  /**
+   * After a DATA frame: wait for READY. Modems that send it by themselves release the next frame
+   * at once; RNode firmware only answers when asked, so once the frame's airtime has passed the
+   * host asks (READY query), and if nothing answers within the margin it goes on anyway.
+   */
   protected override afterWrite(frame: QueuedFrame): void {
     this.awaitingReady = true;
-    const waitMs = this.airtime.airtimeMs(frame.data.length) + READY_MARGIN_MS;
+    const airtimeMs = this.airtime.airtimeMs(frame.data.length);
     this.readyTimer = setTimeout(() => {
-      this.stats.readyTimeouts = ((this.stats.readyTimeouts as number | undefined) ?? 0) + 1;
-      this.onReady();
-    }, waitMs);
+      this.stream?.write(encodeLoraMessage({ command: 'ready', value: 0 }));
+      this.readyTimer = setTimeout(() => {
+        this.stats.readyTimeouts = ((this.stats.readyTimeouts as number | undefined) ?? 0) + 1;
+        this.onReady();
+      }, READY_MARGIN_MS);
+    }, airtimeMs);
   }
 
   private clearReady(): void {

@@ -66,6 +66,11 @@ export interface EmulatedModemOptions {
   bitRate?: number;
   /** Frames the modem buffers for transmission; one more is refused with ERROR queue-full. */
   txQueueFrames?: number;
+  /**
+   * Send READY by itself when a transmission ends (default true). False behaves as current RNode
+   * firmware, which answers READY only when the host asks.
+   */
+  readyAfterTx?: boolean;
   /** Largest DATA payload, bytes. */
   maxPayload?: number;
   /** A number in [0, 1); tests pass a seeded one. */
@@ -151,6 +156,7 @@ export class EmulatedModem {
       txQueueFrames: options.txQueueFrames ?? (this.mode === 'kiss-tnc' ? 64 : 8),
       maxPayload: options.maxPayload ?? (this.mode === 'kiss-tnc' ? 2048 : 255),
       random: options.random ?? Math.random,
+      readyAfterTx: options.readyAfterTx ?? true,
       ...(options.bitRate !== undefined ? { bitRate: options.bitRate } : this.mode === 'kiss-tnc' ? { bitRate: KISS_TNC_BIT_RATE } : {}),
     };
     if (!(this.opts.loss >= 0 && this.opts.loss <= 1)) {
@@ -228,7 +234,7 @@ export class EmulatedModem {
     if (this.txEnd !== undefined && now >= this.txEnd) {
       this.txEnd = undefined;
       this.counters.txFrames++;
-      if (this.mode === 'lora') this.reply({ command: 'ready', value: 0x01 });
+      if (this.mode === 'lora' && this.opts.readyAfterTx) this.reply({ command: 'ready', value: 0x01 });
     }
     this.startTransmission(now);
   }

@@ -15,11 +15,11 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function modem(name: string, withEmulator = true): Promise<string> {
+async function modem(name: string, withEmulator = true, readyAfterTx = true): Promise<string> {
   const pty = await openPtyPair(name);
   cleanups.push(() => pty.close());
   if (withEmulator) {
-    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20, rssiDbm: -103, snrDb: 4.25 });
+    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20, rssiDbm: -103, snrDb: 4.25, readyAfterTx });
     cleanups.push(() => emulator.close());
   }
   return pty.host;
@@ -71,5 +71,18 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     cleanups.push(() => emulator.close());
     await waitForState(l, 'up');
     expect(l.counters.reconnects).toBe(0); // it had never been up before
+  });
+
+  it('asks for READY when the modem does not send it by itself (as RNode firmware)', async () => {
+    const a = link(await modem('lq', true, false), 'q');
+    const b = link(await modem('lr2'), 'r2');
+    await a.open();
+    await b.open();
+    const got = collect(b);
+    const frames = [10, 20, 30].map((n, i) => frameOfSize(n, i));
+    for (const f of frames) a.send(f);
+    await until(() => got.length === frames.length, 'three frames released by READY answers');
+    expect(got.map((f) => hex(f.data))).toEqual(frames.map(hex));
+    expect(a.stats.readyTimeouts).toBeUndefined();
   });
 });
