@@ -1,4 +1,5 @@
 /** Helpers shared by the framing tests (slip.test.ts, kiss.test.ts). */
+import fc from 'fast-check';
 import type { FramingError } from '../firmware-protocol/slip.js';
 
 export const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
@@ -46,3 +47,24 @@ export const framesOf = <F>(events: readonly Event<F>[]): F[] =>
 
 export const errorsOf = <F>(events: readonly Event<F>[]): FramingError[] =>
   events.flatMap((e) => ('error' in e ? [e.error] : []));
+
+/** SLIP's and KISS's special bytes: C0, DB, DC, DD (END/FEND, ESC/FESC, ESC_END/TFEND, ESC_ESC/TFESC). */
+export const SPECIALS = [0xc0, 0xdb, 0xdc, 0xdd] as const;
+
+/** A byte that is one of C0, DB, DC, DD about half the time. */
+export const biasedByte = fc.oneof(fc.constantFrom(...SPECIALS), fc.integer({ min: 0, max: 255 }));
+
+export const biasedBytes = (constraints: { minLength?: number; maxLength?: number }) =>
+  fc.oneof(
+    { arbitrary: fc.array(biasedByte, constraints).map((a) => Uint8Array.from(a)), weight: 3 },
+    { arbitrary: fc.uint8Array(constraints), weight: 1 },
+  );
+
+/** Chunk sizes for chunkBySizes: one byte at a time, one big chunk, or a mix with empties. */
+export const chunkSizes = fc.oneof(
+  fc.constant([1]),
+  fc.constant([1 << 30]),
+  fc
+    .array(fc.integer({ min: 0, max: 16 }), { minLength: 1, maxLength: 12 })
+    .map((sizes) => [...sizes, 1]),
+);

@@ -8,12 +8,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   FEND,
-  FESC,
   KISS_RETURN,
   KissCommand,
   KissDecoder,
-  TFEND,
-  TFESC,
   encodeKiss,
   encodeKissData,
   encodeKissType,
@@ -24,6 +21,7 @@ import {
 } from '../firmware-protocol/kiss.js';
 
 import { bytes, chunkBySizes, concat, decodeChunks, errorsOf, framesOf, hex } from './framing-helpers.js';
+import { SPECIALS, biasedBytes, chunkSizes } from './framing-helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -56,25 +54,6 @@ function decodeAll(stream: Uint8Array, options?: { maxFrame?: number }) {
 // Arbitraries
 // ---------------------------------------------------------------------------------------------
 
-const SPECIALS = [FEND, FESC, TFEND, TFESC] as const;
-
-/** A byte that is one of C0, DB, DC, DD about half the time. */
-const biasedByte = fc.oneof(fc.constantFrom(...SPECIALS), fc.integer({ min: 0, max: 255 }));
-
-const biasedBytes = (constraints: { minLength?: number; maxLength?: number }) =>
-  fc.oneof(
-    { arbitrary: fc.array(biasedByte, constraints).map((a) => Uint8Array.from(a)), weight: 3 },
-    { arbitrary: fc.uint8Array(constraints), weight: 1 },
-  );
-
-/** Chunk sizes for chunkBySizes: one byte at a time, one big chunk, or a mix with empties. */
-const chunkSizes = fc.oneof(
-  fc.constant([1]),
-  fc.constant([1 << 30]),
-  fc
-    .array(fc.integer({ min: 0, max: 16 }), { minLength: 1, maxLength: 12 })
-    .map((sizes) => [...sizes, 1]),
-);
 
 /**
  * A frame to send: a port and command (biased towards ports 12 and 13, whose type bytes include

@@ -32,7 +32,6 @@ function loadVectors(): Vector[] {
 const vectors = loadVectors();
 
 const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 function decodeOrThrow(b: Uint8Array, what: string): Packet {
   const r = decodePacket(b);
@@ -145,20 +144,17 @@ const WIRESHARK_MAX_BLOCK = 127;
 /** A TLV as `type/ext=value` (value: hex, or '-' for none). */
 const tlvKey = (type: number, ext: number, value: string | null): string => `${type}/${ext}=${value ?? '-'}`;
 
+/** The packet as the JSON model shows it, with each TLV as a `type/ext=value` key. */
 function ourStructure(p: Packet): Structure {
-  const t = (x: Tlv) => tlvKey(x.type, x.extType, x.value === null ? null : hex(x.value));
+  const json = packetToJson(p);
+  const t = (x: { type: number; extType: number; value: string | null }) => tlvKey(x.type, x.extType, x.value);
   return {
-    seqno: p.seqno,
-    tlvs: p.tlvs.map(t),
-    messages: p.messages.map((m) => ({
-      type: m.type,
-      addrLength: m.addrLength,
-      originator: m.originator === null ? null : hex(m.originator),
-      hopLimit: m.hopLimit,
-      hopCount: m.hopCount,
-      seqno: m.seqno,
+    seqno: json.seqno,
+    tlvs: json.tlvs.map(t),
+    messages: json.messages.map((m) => ({
+      ...m,
       tlvs: m.tlvs.map(t),
-      addresses: m.addresses.map((a) => ({ address: hex(a.address), prefixLength: a.prefixLength, tlvs: a.tlvs.map(t) })),
+      addresses: m.addresses.map((a) => ({ ...a, tlvs: a.tlvs.map(t) })),
     })),
   };
 }

@@ -25,6 +25,7 @@ import {
 } from '../firmware-protocol/slip.js';
 
 import { bytes, chunkBySizes, concat, decodeChunks, errorsOf, framesOf, hex } from './framing-helpers.js';
+import { SPECIALS, biasedBytes, chunkSizes } from './framing-helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -60,25 +61,6 @@ async function runTransform(transform: Transform, inputs: readonly Uint8Array[])
 // Arbitraries
 // ---------------------------------------------------------------------------------------------
 
-const SPECIALS = [END, ESC, ESC_END, ESC_ESC] as const;
-
-/** A byte that is one of C0, DB, DC, DD about half the time. */
-const biasedByte = fc.oneof(fc.constantFrom(...SPECIALS), fc.integer({ min: 0, max: 255 }));
-
-const biasedBytes = (constraints: { minLength?: number; maxLength?: number }) =>
-  fc.oneof(
-    { arbitrary: fc.array(biasedByte, constraints).map((a) => Uint8Array.from(a)), weight: 3 },
-    { arbitrary: fc.uint8Array(constraints), weight: 1 },
-  );
-
-/** Chunk sizes for chunkBySizes: one byte at a time, one big chunk, or a mix with empties. */
-const chunkSizes = fc.oneof(
-  fc.constant([1]),
-  fc.constant([1 << 30]),
-  fc
-    .array(fc.integer({ min: 0, max: 16 }), { minLength: 1, maxLength: 12 })
-    .map((sizes) => [...sizes, 1]),
-);
 
 // ---------------------------------------------------------------------------------------------
 // Encoder
