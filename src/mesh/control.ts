@@ -23,7 +23,7 @@ import { Rfc5444Reader, type MessageConsumer, type MessageContext } from '../rfc
 import { Rfc5444Writer, sequencedPackets, type AddressHandle, type MessageTlvFinishContext } from '../rfc5444/writer.js';
 import type { Message, Tlv } from '../rfc5444/model.js';
 import type { Endpoint } from '../link/link.js';
-import { sidOfSigningKey, type Identity } from './identity.js';
+import { sidHex as hex, sidOfSigningKey, type Identity } from './identity.js';
 import { ICV_EXT_GENERIC, ICV_LENGTH, TLV_ICV, TLV_KEYS, icvValue, verifyIcv } from './signing.js';
 import { linkCost, type LocalLink, type TopologyEdge } from './routing.js';
 
@@ -111,7 +111,6 @@ export interface ControlCounters {
   malformed: number;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const u16 = (v: number): Uint8Array => Uint8Array.of(v >> 8, v & 0xff);
 
 export function nodeIdOf(sid: Uint8Array): string {

@@ -22,7 +22,7 @@ import {
   shortAddress,
   withVia,
 } from './frame.js';
-import { sidShort } from './identity.js';
+import { sidHex as hex, sidShort } from './identity.js';
 import { computeRoutes, type Route } from './routing.js';
 import { FrameSealer, type PeerDirectory } from './seal.js';
 
@@ -192,7 +192,8 @@ export class MeshNode {
       compact: this.formTo(dst, route) === AddressForm.COMPACT,
       authOnly: iface.authOnly === true,
     });
-    if (route.hops > 1) frame = withVia(frame, shortAddress(this.sidOf(route.nextHop) ?? hexBytes(route.nextHop)));
+    const via = this.viaFor(route);
+    if (via) frame = withVia(frame, via);
     this.emit(route.iface, frame, route.nextHop, priority);
     this.counters.sent++;
   }
@@ -247,8 +248,11 @@ export class MeshNode {
     return route.hops === 1 && unique(dst) && unique(this.sid) ? AddressForm.COMPACT : AddressForm.FULL;
   }
 
-  private sidOf(id: string): Uint8Array | undefined {
-    return this.control.node(id)?.sid;
+  /** The next hop's short address for a frame that goes further than one hop, else undefined. */
+  private viaFor(route: Route): Uint8Array | undefined {
+    if (route.hops === 1) return undefined;
+    // A node id is the first 16 bytes of the SID, so its first two are the short address.
+    return shortAddress(this.control.node(route.nextHop)?.sid ?? hexBytes(route.nextHop));
   }
 
   private directory(): PeerDirectory {
@@ -301,7 +305,7 @@ export class MeshNode {
     const route = this.refreshRoutes().get(dstId);
     if (!route) return this.drop('no-route');
     if (!authOnly && this.interfaces.get(route.iface)?.authOnly) return this.drop('encrypted-on-auth-only');
-    const via = route.hops > 1 ? shortAddress(this.sidOf(route.nextHop) ?? hexBytes(route.nextHop)) : undefined;
+    const via = this.viaFor(route);
     const out = forwardedFrame(frame, via);
     if (!out) return this.drop('ttl');
     this.counters.forwarded++;
@@ -311,10 +315,6 @@ export class MeshNode {
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex');
 }
 
 function hexBytes(h: string): Uint8Array {
