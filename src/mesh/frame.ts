@@ -5,7 +5,9 @@
  *   byte 0   0101 A V FF  0x5_: a meshgw datagram (RFC 5444 packets start with 0x0_)
  *                         A = authenticate-only (payload in clear), V = via present,
  *                         FF = address form
- *   byte 1   TTL          decremented per hop, excluded from authentication
+ *   byte 1   PP TTTTTT    PP = priority class (0 bulk, 1 interactive, 2 ack, 3 reserved: read as
+ *                         ack), authenticated and carried by every forwarder; TTTTTT = TTL
+ *                         (0..63), decremented per hop, excluded from authentication
  *   (2)      via          next hop's short address, only on forwarded hops; rewritten per hop
  *                         and excluded from authentication
  *   ...      addresses    by form (below), then src port, dst port (u8 each)
@@ -22,6 +24,24 @@ export const SHORT_ADDRESS = 2;
 export const TAG_LENGTH = 16;
 export const SIGNATURE_LENGTH = 64;
 export const NONCE_LENGTH = 8;
+/** Largest TTL: the low six bits of byte 1. */
+export const MAX_TTL = 63;
+const TTL_MASK = 0x3f;
+const PRIORITY_SHIFT = 6;
+
+/** Priority classes a datagram can carry in its header; control traffic is RFC 5444, never a datagram. */
+export const DATAGRAM_PRIORITIES = ['bulk', 'interactive', 'ack'] as const;
+export type DatagramPriority = (typeof DATAGRAM_PRIORITIES)[number];
+
+/** The 2-bit code of a priority class (the header's PP bits). */
+export function priorityCode(p: DatagramPriority): number {
+  return DATAGRAM_PRIORITIES.indexOf(p);
+}
+
+/** The class of a PP code; the reserved code 3 reads as ack (never above it). */
+export function priorityOfCode(code: number): DatagramPriority {
+  return DATAGRAM_PRIORITIES[Math.min(code, 2)]!;
+}
 
 /** Address forms (low two bits of byte 0). */
 export const AddressForm = {
@@ -40,6 +60,8 @@ export interface FrameHeader {
   form: AddressFormCode;
   authOnly: boolean;
   ttl: number;
+  /** The header's PP bits; default bulk. */
+  priority?: DatagramPriority;
   /** The next hop's short address, on frames a forwarder must pick up. */
   via?: Uint8Array | undefined;
   /** Full SID or short address; undefined for broadcast. */
@@ -92,14 +114,14 @@ export function encodeHeader(h: FrameHeader): Uint8Array {
   const a = addressLengths(h.form);
   if (a.dst !== (h.dst?.length ?? 0)) throw new RangeError(`destination must be ${a.dst} bytes for address form ${h.form}`);
   if (a.src !== h.src.length) throw new RangeError(`source must be ${a.src} bytes for address form ${h.form}`);
-  for (const [name, v, max] of [['ttl', h.ttl, 255], ['srcPort', h.srcPort, 255], ['dstPort', h.dstPort, 255], ['epoch', h.epoch, 0xffffffff], ['counter', h.counter, 0xffffffff]] as const) {
+  for (const [name, v, max] of [['ttl', h.ttl, MAX_TTL], ['srcPort', h.srcPort, 255], ['dstPort', h.dstPort, 255], ['epoch', h.epoch, 0xffffffff], ['counter', h.counter, 0xffffffff]] as const) {
     if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} must be 0..${max}, got ${v}`);
   }
   if (h.via && h.via.length !== SHORT_ADDRESS) throw new RangeError(`via must be ${SHORT_ADDRESS} bytes`);
   const out = new Uint8Array(headerLength(h.form, h.via !== undefined));
   const view = new DataView(out.buffer);
   out[0] = FRAME_MARK | (h.authOnly ? AUTH_ONLY : 0) | (h.via ? VIA : 0) | h.form;
-  out[1] = h.ttl;
+  out[1] = (priorityCode(h.priority ?? 'bulk') << PRIORITY_SHIFT) | h.ttl;
   let o = 2;
   if (h.via) {
     out.set(h.via, o);
@@ -143,19 +165,19 @@ export function decodeHeader(bytes: Uint8Array): HeaderResult {
   return {
     ok: true,
     length,
-    header: { form, authOnly: (b0 & AUTH_ONLY) !== 0, ttl: bytes[1]!, via, dst, src, srcPort, dstPort, epoch: view.getUint32(o), counter: view.getUint32(o + 4) },
+    header: { form, authOnly: (b0 & AUTH_ONLY) !== 0, ttl: bytes[1]! & TTL_MASK, priority: priorityOfCode(bytes[1]! >> PRIORITY_SHIFT), via, dst, src, srcPort, dstPort, epoch: view.getUint32(o), counter: view.getUint32(o + 4) },
   };
 }
 
 /**
- * The authenticated header bytes: the header without what forwarders change — TTL zeroed, the
- * via bit cleared and the via address left out.
+ * The authenticated header bytes: the header without what forwarders change — TTL bits zeroed
+ * (the priority bits stay), the via bit cleared and the via address left out.
  */
 export function associatedData(frame: Uint8Array, headerLen: number): Uint8Array {
   const hasVia = (frame[0]! & VIA) !== 0;
   const aad = new Uint8Array(headerLen - (hasVia ? SHORT_ADDRESS : 0));
   aad[0] = frame[0]! & ~VIA;
-  aad[1] = 0;
+  aad[1] = frame[1]! & ~TTL_MASK;
   aad.set(frame.subarray(2 + (hasVia ? SHORT_ADDRESS : 0), headerLen), 2);
   return aad;
 }
@@ -165,10 +187,10 @@ export function associatedData(frame: Uint8Array, headerLen: number): Uint8Array
  * address (or removed with undefined, for the last hop). Undefined when the TTL is spent.
  */
 export function forwardedFrame(frame: Uint8Array, via: Uint8Array | undefined): Uint8Array | undefined {
-  const ttl = frame[1]!;
+  const ttl = frame[1]! & TTL_MASK;
   if (ttl <= 1) return undefined;
   const out = withVia(frame, via);
-  out[1] = ttl - 1;
+  out[1] = (frame[1]! & ~TTL_MASK) | (ttl - 1);
   return out;
 }
 
