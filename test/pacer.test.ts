@@ -187,7 +187,7 @@ describe('Pacer refusals', () => {
     expect(pacer.enqueue(0, req('b', 'bulk', 5)).ok).toBe(true);
     expect(pacer.enqueue(0, req('c', 'bulk', 6))).toMatchObject({ ok: false, reason: 'queue-full' });
     expect(pacer.enqueue(0, req('d', 'control', 7)).ok).toBe(true); // evicts a's newest bulk frame
-    expect(pacer.counters.drops).toEqual({ dwell: 0, 'too-large': 0, 'queue-full': 1, 'flow-full': 1, evicted: 1 });
+    expect(pacer.counters.drops).toEqual({ dwell: 0, 'too-large': 0, 'queue-full': 1, 'flow-full': 1, evicted: 1, superseded: 0 });
     const order: number[] = [];
     for (let now = 0, f = pacer.poll(now); f || pacer.nextDeadline(now) !== undefined; f = pacer.poll(now)) {
       if (f) order.push(f.payload);
@@ -244,5 +244,234 @@ describe('Pacer scheduling', () => {
     // Control frames do not queue behind bulk.
     expect(s.delayMs.control).toBe(0);
     expect(s.ready.control).toBe(true);
+  });
+});
+
+describe('Pacer ready (cheap) and readyAt', () => {
+  const frame = (flow: string, priority: PriorityClass, bytes: number, payload = 0) => ({ flow, priority, bytes, payload });
+  const agrees = (pacer: Pacer<number>, now: number): void => {
+    for (const p of PRIORITY_CLASSES) {
+      expect(pacer.ready(now, p), `${p} at ${now}`).toBe(pacer.estimateDelayMs(now, p) <= pacer.readyDelayMs);
+    }
+  };
+
+  it('agrees with estimateDelayMs on an empty pacer: idle, during a frame, and after', () => {
+    const pacer = new Pacer<number>({ model: linear, budgets: [{ name: 'cap', windowMs: 60_000, fraction: 0.5 }], readyDelayMs: 500 });
+    agrees(pacer, 0);
+    pacer.enqueue(0, frame('f', 'bulk', 245)); // 250 ms
+    expect(pacer.poll(0)).toBeDefined();
+    pacer.enqueue(0, frame('f', 'bulk', 245));
+    pacer.enqueue(0, frame('f', 'bulk', 245));
+    // Three 250 ms frames back to back; the queue is empty from 500 ms on, and the channel busy until 750.
+    for (let now = 0; now <= 1_000; now += 10) {
+      for (let f = pacer.poll(now); f; f = pacer.poll(now));
+      if (pacer.status(now).queuedFrames === 0) agrees(pacer, now);
+    }
+    expect(pacer.ready(600, 'bulk')).toBe(true); // 150 ms of the last frame left, within 500 ms
+  });
+
+  it('agrees with estimateDelayMs on a pacer whose budget is spent, as the window slides', () => {
+    const pacer = new Pacer<number>({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.1 }] });
+    // Spend the 1,000 ms budget: ten 100 ms frames.
+    let now = 0;
+    for (let k = 0; k < 10; k++) {
+      pacer.enqueue(now, frame('f', 'bulk', 95));
+      const f = pacer.poll(now);
+      expect(f).toBeDefined();
+      now += 100;
+    }
+    expect(pacer.status(now).windows[0]!.leftMs).toBe(0);
+    for (const p of PRIORITY_CLASSES) expect(pacer.ready(now, p)).toBe(false);
+    let flipped = 0;
+    for (let t = now; t <= 12_000; t += 25) {
+      agrees(pacer, t);
+      if (pacer.ready(t, 'bulk') && !pacer.ready(t - 25, 'bulk')) flipped++;
+    }
+    expect(flipped).toBe(1); // the check above crossed the transition, once
+  });
+
+  it('turns false when a class holds more than readyDelayMs of airtime, and true again once polling drains it', () => {
+    const pacer = new Pacer<number>({ model: linear, readyDelayMs: 1_000, maxFramesPerFlow: 100 });
+    // Ready while a new frame would start within 1,000 ms: while the queue ahead holds at most that.
+    for (let k = 0; k < 10; k++) pacer.enqueue(0, frame('f', 'bulk', 95, k)); // 1,000 ms
+    expect(pacer.ready(0, 'bulk')).toBe(true);
+    pacer.enqueue(0, frame('f', 'bulk', 95, 10)); // 1,100 ms
+    expect(pacer.ready(0, 'bulk')).toBe(false);
+    expect(pacer.ready(0, 'control')).toBe(true); // control does not queue behind bulk
+    pacer.nextDeadline(0); // moves a frame to the waiting head: still counted
+    expect(pacer.ready(0, 'bulk')).toBe(false);
+    expect(pacer.estimateDelayMs(0, 'bulk')).toBeGreaterThan(pacer.readyDelayMs);
+    for (let k = 0; k < 20; k++) pacer.enqueue(0, frame('g', 'interactive', 95, 100 + k)); // 2 s of a higher class
+    expect(pacer.ready(0, 'interactive')).toBe(false);
+    expect(pacer.ready(0, 'bulk')).toBe(false);
+    expect(pacer.ready(0, 'ack')).toBe(true);
+    const seen: boolean[] = [];
+    for (let now = 0; pacer.nextDeadline(now) !== undefined; now = pacer.nextDeadline(now)!) {
+      for (let f = pacer.poll(now); f; f = pacer.poll(now));
+      seen.push(pacer.ready(now, 'bulk'));
+    }
+    expect(seen[0]).toBe(false);
+    expect(seen.at(-1)).toBe(true);
+    expect(pacer.ready(10_000, 'bulk')).toBe(true);
+    expect(pacer.ready(10_000, 'interactive')).toBe(true);
+  });
+
+  it('charges the queue against the budget: not ready at a budget edge the queue is about to spend', () => {
+    const pacer = new Pacer<number>({ model: linear, budgets: [{ name: 'cap', windowMs: 60_000, fraction: 0.1 }], readyDelayMs: 2_000 });
+    let now = 0;
+    for (let k = 0; k < 57; k++) {
+      pacer.enqueue(now, frame('f', 'bulk', 95));
+      expect(pacer.poll(now)).toBeDefined();
+      now += 100;
+    }
+    // 5,700 of 6,000 ms used; 300 ms queued take the rest, so a new frame waits for the window.
+    for (let k = 0; k < 3; k++) pacer.enqueue(now, frame('f', 'bulk', 95));
+    expect(pacer.status(now).windows[0]!.leftMs).toBe(300);
+    expect(pacer.estimateDelayMs(now, 'bulk')).toBeGreaterThan(50_000);
+    expect(pacer.ready(now, 'bulk')).toBe(false);
+  });
+
+  it('property: ready never says yes where estimateDelayMs says the wait exceeds readyDelayMs; readyAt is when to ask again', () => {
+    // Bursts of up to 6 frames at a time, against budgets from tight to none, so the budgets bind.
+    const op = fc.record({
+      dt: fc.integer({ min: 0, max: 4_000 }),
+      count: fc.integer({ min: 0, max: 6 }),
+      flow: fc.constantFrom('a', 'b', 'c'),
+      priority: fc.constantFrom(...PRIORITY_CLASSES),
+      bytes: fc.integer({ min: 0, max: 255 }),
+    });
+    const seen = { ready: 0, waitFlip: 0, waitRelease: 0 };
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 80, size: 'max' }), fc.constantFrom(0.02, 0.05, 0.2, 1), (ops, fraction) => {
+        const pacer = new Pacer<number>({
+          model: linear,
+          budgets: [{ name: 'short', windowMs: 20_000, fraction }, { name: 'long', windowMs: 120_000, fraction: fraction / 2 }],
+          readyDelayMs: 1_500,
+          maxFramesPerFlow: 256,
+        });
+        let now = 0;
+        for (const o of ops) {
+          now += o.dt;
+          for (let k = 0; k < o.count; k++) pacer.enqueue(now, frame(o.flow, o.priority, o.bytes));
+          for (let f = pacer.poll(now); f; f = pacer.poll(now));
+          for (const p of PRIORITY_CLASSES) {
+            const ready = pacer.ready(now, p);
+            if (ready) expect(pacer.estimateDelayMs(now, p)).toBeLessThanOrEqual(pacer.readyDelayMs + 1e-6);
+            const at = pacer.readyAt(now, p);
+            if (ready) {
+              expect(at).toBe(now);
+              seen.ready++;
+              continue;
+            }
+            expect(at).toBeGreaterThan(now); // a loop sleeping until then does not spin
+            if (!Number.isFinite(at)) continue;
+            // Until then the answer stands: no frame of this class or above is released before `at`
+            // (a lower class's release could only make the wait longer) ...
+            const queued = pacer.status(now).queuedByClass;
+            const ahead = PRIORITY_CLASSES.slice(0, PRIORITY_CLASSES.indexOf(p) + 1).some((c) => queued[c] > 0);
+            const release = pacer.nextDeadline(now) ?? Infinity;
+            if (ahead) expect(release).toBeGreaterThanOrEqual(at);
+            expect(pacer.ready(now + (at - now) / 2, p)).toBe(false);
+            // ... and at `at`, ready holds, unless that is a release of a frame ahead (which changes the answer).
+            if (!(ahead && release === at)) {
+              expect(pacer.ready(at + 1e-6, p)).toBe(true);
+              seen.waitFlip++;
+            } else seen.waitRelease++;
+          }
+        }
+      }),
+      { numRuns: 40 },
+    );
+    // Every branch was exercised.
+    for (const n of Object.values(seen)) expect(n).toBeGreaterThan(50);
+  });
+
+  it('readyAt with an empty queue: when a spent budget lets a new MTU frame start within readyDelayMs', () => {
+    const pacer = new Pacer<number>({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.1 }], readyDelayMs: 1_040 });
+    let now = 0;
+    for (let k = 0; k < 10; k++) {
+      pacer.enqueue(now, frame('f', 'bulk', 95));
+      pacer.poll(now);
+      now += 100;
+    }
+    expect(pacer.nextDeadline(now)).toBeUndefined();
+    const at = pacer.readyAt(now, 'bulk');
+    // A 260 ms frame fits once the window (ending with it) has shed 260 ms of the past: it starts
+    // at 10,000 ms; ready 1,040 ms before that.
+    expect(at).toBe(10_000 - 1_040);
+    expect(pacer.ready(at - 1, 'bulk')).toBe(false);
+    expect(pacer.ready(at, 'bulk')).toBe(true);
+    expect(pacer.readyAt(at, 'bulk')).toBe(at);
+    expect(pacer.readyAt(now, 'control')).toBe(at); // the budget is shared by every class
+  });
+});
+
+describe('Pacer superseding control frames', () => {
+  const hello = (generation: number, fragment: number, flow = 'mesh-control') => ({
+    flow,
+    priority: 'control' as const,
+    bytes: 40,
+    payload: `hello ${generation}.${fragment}`,
+    kind: 'hello',
+    generation,
+  });
+
+  it('a newer HELLO removes the queued fragments of older ones, the waiting head included; its own fragments stay', () => {
+    const pacer = new Pacer<string>({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.02 }] });
+    // Spend the budget so that everything waits.
+    pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 150, payload: 'spend' });
+    expect(pacer.poll(0)?.payload).toBe('spend');
+    pacer.enqueue(0, hello(1, 1));
+    pacer.enqueue(0, hello(1, 2)); // same generation: both stay
+    pacer.enqueue(0, { flow: 'mesh-control', priority: 'control', bytes: 10, payload: 'tc' }); // no kind: untouched
+    pacer.enqueue(0, hello(7, 1, 'other-flow')); // another flow: untouched
+    pacer.enqueue(0, { flow: 'mesh-control', priority: 'control', bytes: 10, payload: 'other kind', kind: 'tc', generation: 1 });
+    expect(pacer.nextDeadline(0)).toBeGreaterThan(0); // hello 1.1 is now the waiting head
+    expect(pacer.status(0).queuedFrames).toBe(5);
+    expect(pacer.counters.drops.superseded).toBe(0);
+    expect(pacer.ready(0, 'control')).toBe(false);
+
+    expect(pacer.enqueue(0, hello(2, 1)).ok).toBe(true);
+    expect(pacer.enqueue(0, hello(2, 2)).ok).toBe(true);
+    expect(pacer.counters.drops.superseded).toBe(2);
+    const s = pacer.status(0);
+    expect(s.queuedFrames).toBe(5);
+    expect(s.queuedBytes).toBe(10 + 40 + 10 + 40 + 40);
+
+    const order: string[] = [];
+    for (let now = 0; pacer.nextDeadline(now) !== undefined; now = pacer.nextDeadline(now)!) {
+      for (let f = pacer.poll(now); f; f = pacer.poll(now)) order.push(f.payload);
+    }
+    expect(order.filter((p) => p.startsWith('hello') && !p.includes('7'))).toEqual(['hello 2.1', 'hello 2.2']);
+    expect(order).toHaveLength(5);
+    expect(order).toContain('tc');
+    expect(order).toContain('other kind');
+    expect(order).toContain('hello 7.1');
+    // Every frame was sent or counted.
+    const drops = Object.values(pacer.counters.drops).reduce((a, b) => a + b, 0);
+    expect(pacer.counters.sent + drops).toBe(pacer.counters.enqueued + 2 - 2); // superseded frames were enqueued, then dropped
+    expect(pacer.counters.sent).toBe(6);
+    expect(pacer.counters.enqueued).toBe(8);
+    expect(drops).toBe(2);
+  });
+
+  it('a kind without a generation supersedes every queued frame of its flow and kind', () => {
+    const pacer = new Pacer<string>({ model: linear, budgets: [{ name: 'cap', windowMs: 10_000, fraction: 0.02 }] });
+    pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 150, payload: 'spend' });
+    pacer.poll(0);
+    pacer.enqueue(0, { flow: 'f', priority: 'control', bytes: 10, payload: 'a', kind: 'beacon' });
+    pacer.enqueue(0, { flow: 'f', priority: 'control', bytes: 10, payload: 'b', kind: 'beacon' });
+    pacer.enqueue(0, { flow: 'f', priority: 'control', bytes: 10, payload: 'c', kind: 'beacon' });
+    expect(pacer.counters.drops.superseded).toBe(2);
+    expect(pacer.status(0).queuedFrames).toBe(1);
+  });
+
+  it('superseding frees the airtime ready counts', () => {
+    const pacer = new Pacer<string>({ model: linear, readyDelayMs: 1_000, maxFramesPerFlow: 100 });
+    for (let k = 0; k < 11; k++) pacer.enqueue(0, { ...hello(1, k), bytes: 95 }); // 1.1 s of one HELLO's fragments
+    expect(pacer.ready(0, 'control')).toBe(false);
+    pacer.enqueue(0, { ...hello(2, 1), bytes: 95 });
+    expect(pacer.counters.drops.superseded).toBe(11);
+    expect(pacer.ready(0, 'control')).toBe(true);
   });
 });

@@ -6,7 +6,14 @@
  *   `runUntilIdle`). Timers fire in order of their time, ties in order of creation, each with
  *   `now()` equal to its own time, so an hour of 1200-baud radio runs in milliseconds and the
  *   same inputs always give the same outputs.
- * - `RealClock`: `Date.now` and `setTimeout`.
+ * - `MonotonicClock`: `performance.now()` (ms since the process started) and `setTimeout`. It
+ *   never steps: a Raspberry Pi has no RTC, and NTP steps the wall clock at boot — forward would
+ *   empty the pacer's duty-cycle windows (a burst over the legal limit), backward would stall every
+ *   timer. `RealClock` is the same clock under its old name.
+ *
+ * Protocol and pacing time is always one of these clocks. Wall time (`Date.now()`) is for logs
+ * and file names only (and pcapng capture timestamps, which are dates): never compare it with, or
+ * feed it to, anything that paces, retries or expires.
  */
 
 export interface TimerHandle {
@@ -15,7 +22,7 @@ export interface TimerHandle {
 }
 
 export interface SimClock {
-  /** Milliseconds; for `RealClock`, since the epoch. */
+  /** Milliseconds; for `MonotonicClock`, since the process started (not a date). */
   now(): number;
   /** Calls `fn` once when the clock reaches `atMs` (at once, on the next turn, if it is past). */
   setTimer(atMs: number, fn: () => void): TimerHandle;
@@ -158,18 +165,40 @@ export class VirtualClock implements SimClock {
 /** Node clamps setTimeout delays above 2^31 − 1 ms to 1 ms; longer waits are chained. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-export class RealClock implements SimClock {
+/** The daemon's clock: monotonic milliseconds since the process started, and real timers. */
+export class MonotonicClock implements SimClock {
   now(): number {
-    return Date.now();
+    // The global (the same object as node:perf_hooks' `performance`), read at call time.
+    return performance.now();
   }
 
+  /**
+   * Fires `fn` once `now()` has reached `atMs`, never before: a wait longer than setTimeout can
+   * hold is chained, and a timeout that ends a fraction of a millisecond early (Node's timers run
+   * on a millisecond loop clock) is re-armed for the rest. A time in the past fires on the next
+   * turn. Infinity never fires.
+   */
   setTimer(atMs: number, fn: () => void): TimerHandle {
+    if (Number.isNaN(atMs)) throw new RangeError('timer time is NaN');
     let handle: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      const wait = atMs - Date.now();
-      handle = wait > MAX_TIMEOUT_MS ? setTimeout(arm, MAX_TIMEOUT_MS) : setTimeout(fn, Math.max(0, wait));
+    const delay = (): number => Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(atMs - this.now())));
+    const check = (): void => {
+      if (this.now() >= atMs) {
+        handle = undefined;
+        fn();
+      } else {
+        handle = setTimeout(check, Math.max(1, delay()));
+      }
     };
-    arm();
-    return { cancel: () => clearTimeout(handle) };
+    handle = setTimeout(check, delay());
+    return {
+      cancel: () => {
+        if (handle) clearTimeout(handle);
+        handle = undefined;
+      },
+    };
   }
 }
+
+/** The old name of `MonotonicClock` (it used to read `Date.now`); new code says `MonotonicClock`. */
+export class RealClock extends MonotonicClock {}

@@ -12,10 +12,16 @@
  * - Queues are bounded in frames, bytes and frames per flow. A full queue refuses an arrival
  *   unless a lower class holds frames, in which case the newest frame of the lowest class is
  *   evicted. Every refusal and eviction is counted by reason.
+ * - A control frame may name its `kind` and `generation` (a HELLO: kind 'hello', generation its
+ *   sequence number, shared by its fragments). Queuing one removes every queued frame of the same
+ *   flow and kind from another generation, counted as `superseded`: HELLOs queued while a link is
+ *   down leave as the newest one when it comes back, not as a stale burst.
  *
  * The gateway calls `poll(now)` at `nextDeadline(now)` and after each `enqueue`; `status(now)`
- * tells the layers above what is used, what is left, the queueing delay a new frame would see,
- * and whether the interface is ready for more.
+ * tells the layers above what is used, what is left, the queueing delay a new frame would see
+ * (`estimateDelayMs`, a simulation: for status, not per packet), and whether the interface is
+ * ready for more. `ready(now, priority)` is the cheap question to ask per packet, and
+ * `readyAt(now, priority)` says when to ask again.
  */
 import type { AirtimeModel } from './airtime/model.js';
 import { SlidingBudget, type BudgetSpec } from './sliding-budget.js';
@@ -23,7 +29,7 @@ import { SlidingBudget, type BudgetSpec } from './sliding-budget.js';
 export const PRIORITY_CLASSES = ['control', 'ack', 'interactive', 'bulk'] as const;
 export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
 
-export type DropReason = 'dwell' | 'too-large' | 'queue-full' | 'flow-full' | 'evicted';
+export type DropReason = 'dwell' | 'too-large' | 'queue-full' | 'flow-full' | 'evicted' | 'superseded';
 
 export interface PacerConfig {
   model: AirtimeModel;
@@ -35,7 +41,7 @@ export interface PacerConfig {
   maxQueuedFrames?: number;
   maxQueuedBytes?: number;
   maxFramesPerFlow?: number;
-  /** `ready` is true while a new MTU-sized frame would wait at most this long; default 4 MTU airtimes, at least 1 s. */
+  /** `ready` is true while a new frame of the largest size would wait at most this long; default 4 MTU airtimes, at least 1 s. */
   readyDelayMs?: number;
 }
 
@@ -44,6 +50,18 @@ export interface FrameRequest<T> {
   priority: PriorityClass;
   bytes: number;
   payload: T;
+  /**
+   * A control message's kind (e.g. 'hello'). Queuing a frame with a kind removes the queued
+   * frames of the same flow and kind whose generation differs (counted as `superseded`), in any
+   * class, the waiting head included — before the queue limits are checked, so they are gone even
+   * if the newer frame is then refused for a full queue.
+   */
+  kind?: string;
+  /**
+   * The message's generation (a HELLO's sequence number; all its fragments share it). A frame with
+   * a kind and no generation supersedes every queued frame of its flow and kind.
+   */
+  generation?: number;
 }
 
 export interface PacedFrame<T> extends FrameRequest<T> {
@@ -68,7 +86,7 @@ export interface PacerStatus {
   queuedFrames: number;
   queuedBytes: number;
   queuedByClass: Record<PriorityClass, number>;
-  /** Estimated wait before a new MTU-sized frame of each class would start. */
+  /** Estimated wait before a new frame of `maxFrameBytes` of each class would start. */
   delayMs: Record<PriorityClass, number>;
   ready: Record<PriorityClass, boolean>;
   busyUntil: number;
@@ -164,6 +182,18 @@ class ClassQueue<T> {
     return frame;
   }
 
+  /** Removes the frames of one flow that `stale` picks, keeping the others in order. */
+  removeWhere(name: string, stale: (frame: PacedFrame<T>) => boolean): PacedFrame<T>[] {
+    const flow = this.flows.get(name);
+    if (!flow) return [];
+    const removed = flow.queue.filter(stale);
+    if (removed.length === 0) return removed;
+    flow.queue = flow.queue.filter((f) => !stale(f));
+    this.frames -= removed.length;
+    if (flow.queue.length === 0) this.retire(flow);
+    return removed;
+  }
+
   /** Frames in service order approximation (for estimates): round robin across flows. */
   *frameCosts(): Generator<number> {
     let depth = 0;
@@ -192,22 +222,38 @@ class ClassQueue<T> {
 
 const ESTIMATE_FRAMES = 256;
 
+function rankOf(priority: PriorityClass): number {
+  const rank = PRIORITY_CLASSES.indexOf(priority);
+  if (rank < 0) throw new RangeError(`unknown priority class '${String(priority)}'`);
+  return rank;
+}
+
 export class Pacer<T = Uint8Array> {
   readonly counters: PacerCounters = {
     enqueued: 0,
     sent: 0,
     sentAirtimeMs: 0,
-    drops: { dwell: 0, 'too-large': 0, 'queue-full': 0, 'flow-full': 0, evicted: 0 },
+    drops: { dwell: 0, 'too-large': 0, 'queue-full': 0, 'flow-full': 0, evicted: 0, superseded: 0 },
   };
   readonly mtu: number;
+  /**
+   * The largest frame `enqueue` accepts: the MTU, or less where the dwell limit or a whole budget
+   * holds less airtime. `ready`, `readyAt` and the default of `estimateDelayMs` ask about a frame
+   * of this size (a frame that could never go is no measure of how busy the interface is).
+   */
+  readonly maxFrameBytes: number;
+  /** `ready` holds while a new frame of `maxFrameBytes` would wait at most this long. */
+  readonly readyDelayMs: number;
   private readonly model: AirtimeModel;
   private readonly budgets: SlidingBudget[];
   private readonly dwellMs: number;
   private readonly maxQueuedFrames: number;
   private readonly maxQueuedBytes: number;
   private readonly maxFramesPerFlow: number;
-  private readonly readyDelayMs: number;
+  private readonly maxFrameAirtimeMs: number;
   private readonly classes: ClassQueue<T>[];
+  /** Airtime of the frames queued in each class (the head counted in its own class), for `ready`. */
+  private readonly queuedAirtime: number[] = PRIORITY_CLASSES.map(() => 0);
   /** The frame chosen to go next, waiting for its budget. */
   private head: PacedFrame<T> | undefined;
   private queuedFrames = 0;
@@ -226,6 +272,11 @@ export class Pacer<T = Uint8Array> {
     this.maxQueuedBytes = config.maxQueuedBytes ?? 64 * 1024;
     this.maxFramesPerFlow = config.maxFramesPerFlow ?? 64;
     const mtuAirtime = this.model.airtimeMs(this.mtu);
+    let maxFrame = this.mtu;
+    if (Number.isFinite(this.dwellMs)) maxFrame = Math.min(maxFrame, this.model.maxBytesWithin(this.dwellMs));
+    for (const b of this.budgets) maxFrame = Math.min(maxFrame, this.model.maxBytesWithin(b.limitMs));
+    this.maxFrameBytes = Math.max(0, maxFrame);
+    this.maxFrameAirtimeMs = this.model.airtimeMs(this.maxFrameBytes);
     this.readyDelayMs = config.readyDelayMs ?? Math.max(1000, 4 * mtuAirtime);
     // A quantum of one MTU (in airtime, or in bytes when airtime is free) lets every flow send at
     // least one frame per turn.
@@ -267,6 +318,7 @@ export class Pacer<T = Uint8Array> {
         );
       }
     }
+    if (request.kind !== undefined) this.supersede(request);
     const cls = this.classes[rank]!;
     if ((cls.flows.get(request.flow)?.queue.length ?? 0) >= this.maxFramesPerFlow) {
       return refuse('flow-full', `flow '${request.flow}' already has ${this.maxFramesPerFlow} frames queued`);
@@ -281,6 +333,7 @@ export class Pacer<T = Uint8Array> {
     cls.push({ ...request, airtimeMs, enqueuedAt: now });
     this.queuedFrames++;
     this.queuedBytes += request.bytes;
+    this.queuedAirtime[rank]! += airtimeMs;
     this.counters.enqueued++;
     return { ok: true, airtimeMs };
   }
@@ -292,8 +345,7 @@ export class Pacer<T = Uint8Array> {
     if (!frame) return undefined;
     if (this.startTime(now, frame.airtimeMs) > now) return undefined;
     this.head = undefined;
-    this.queuedFrames--;
-    this.queuedBytes -= frame.bytes;
+    this.forget(frame);
     for (const b of this.budgets) {
       b.prune(now);
       b.record(now, frame.airtimeMs);
@@ -311,8 +363,8 @@ export class Pacer<T = Uint8Array> {
     return this.startTime(now, frame.airtimeMs);
   }
 
-  /** Estimated wait before a new frame of `bytes` in `priority` would start. */
-  estimateDelayMs(now: number, priority: PriorityClass, bytes = this.mtu): number {
+  /** Estimated wait before a new frame of `bytes` (default `maxFrameBytes`) in `priority` would start. */
+  estimateDelayMs(now: number, priority: PriorityClass, bytes = this.maxFrameBytes): number {
     const rank = PRIORITY_CLASSES.indexOf(priority);
     const costs: number[] = [];
     if (this.head && PRIORITY_CLASSES.indexOf(this.head.priority) <= rank) costs.push(this.head.airtimeMs);
@@ -348,7 +400,7 @@ export class Pacer<T = Uint8Array> {
     PRIORITY_CLASSES.forEach((p, i) => {
       queuedByClass[p] = this.classes[i]!.frames + (this.head?.priority === p ? 1 : 0);
       delayMs[p] = this.estimateDelayMs(now, p);
-      ready[p] = delayMs[p] <= this.readyDelayMs;
+      ready[p] = this.ready(now, p);
     });
     return {
       windows: this.budgets.map((b) => {
@@ -365,9 +417,93 @@ export class Pacer<T = Uint8Array> {
     };
   }
 
-  /** Whether a sender of `priority` should hand over another frame now. */
+  /**
+   * Whether a sender of `priority` should hand over another frame now: a new frame of
+   * `maxFrameBytes` in that class would start within `readyDelayMs`. Cheap enough to ask per
+   * packet — O(classes + budgets), no allocation — where `estimateDelayMs` simulates up to 256
+   * frames.
+   *
+   * The wait it counts is: the frame on air (until `busyUntil`), plus the airtime queued in this
+   * class and above (the waiting head included), plus the budget wait of that queue and the new
+   * frame sent as one block from then on (`earliestStart` of their summed airtime on the live
+   * budgets). A conservative approximation of `estimateDelayMs(now, priority) <= readyDelayMs`:
+   *
+   * - exact when nothing of this class or above is queued (then both compute the same start);
+   * - otherwise never shorter than the simulation (up to rounding, while at most 256 frames are
+   *   ahead — beyond that the simulation extrapolates): a block that the budgets allow is a
+   *   schedule the pacer could follow, and the pacer starts each frame at its earliest. Charging
+   *   the queue against the budgets (not only its airtime) is what keeps it from saying ready at
+   *   a budget's edge while the queued frames are about to spend what is left.
+   * - When the block exceeds a whole budget it says not ready, though the simulation may find a
+   *   shorter wait with gaps between frames; `readyAt` then answers with the next release.
+   *
+   * `earliestStart` returns at once while a budget has room; at its edge it walks the past
+   * transmissions that must slide out of the window (at most those the block needs).
+   */
   ready(now: number, priority: PriorityClass): boolean {
-    return this.estimateDelayMs(now, priority) <= this.readyDelayMs;
+    return this.readyDelay(now, rankOf(priority)) <= this.readyDelayMs;
+  }
+
+  /**
+   * When to ask `ready` again, if nothing more is queued: `now` when it is ready now, else the time
+   * at which the wait it counts has shrunk to `readyDelayMs` — or, when frames of this class or
+   * above are queued, the next release (`nextDeadline`) if that comes first, since a release
+   * changes the answer (a lower class's release can only make the wait longer: then ask again).
+   * Never `now` while not ready, once due frames have been polled, so a loop that sleeps until it
+   * does not spin. Infinity only if not even an empty frame fits a budget.
+   */
+  readyAt(now: number, priority: PriorityClass): number {
+    const rank = rankOf(priority);
+    const delay = this.readyDelay(now, rank);
+    if (delay <= this.readyDelayMs) return now;
+    const at = now + (delay - this.readyDelayMs);
+    if (this.aheadAirtime(rank) === 0) return at;
+    const release = this.nextDeadline(now);
+    return release !== undefined && release < at ? release : at;
+  }
+
+  /** The wait `ready` counts; see there. */
+  private readyDelay(now: number, rank: number): number {
+    const ahead = this.aheadAirtime(rank);
+    const from = now > this.busyUntil ? now : this.busyUntil;
+    const block = ahead + this.maxFrameAirtimeMs;
+    let start = from;
+    for (let i = 0; i < this.budgets.length; i++) {
+      const s = this.budgets[i]!.earliestStart(from, block);
+      if (s > start) start = s;
+    }
+    return start + ahead - now;
+  }
+
+  /** Airtime queued in classes 0..rank. */
+  private aheadAirtime(rank: number): number {
+    let ahead = 0;
+    for (let r = 0; r <= rank; r++) ahead += this.queuedAirtime[r]!;
+    return ahead;
+  }
+
+  /** Removes the frames of the request's flow and kind from another generation (head included). */
+  private supersede(request: FrameRequest<T>): void {
+    const stale = (f: PacedFrame<T>): boolean =>
+      f.kind === request.kind && (request.generation === undefined || f.generation !== request.generation);
+    // A waiting head goes back to its flow first, so its flow's round-robin credit is restored.
+    if (this.head && this.head.flow === request.flow && stale(this.head)) this.returnHead();
+    for (const cls of this.classes) {
+      for (const frame of cls.removeWhere(request.flow, stale)) {
+        this.forget(frame);
+        this.counters.drops.superseded++;
+      }
+    }
+  }
+
+  /** Takes a frame that has left the queue (sent, evicted, superseded) out of the totals. */
+  private forget(frame: PacedFrame<T>): void {
+    const rank = rankOf(frame.priority);
+    this.queuedFrames--;
+    this.queuedBytes -= frame.bytes;
+    const left = this.classes[rank]!.frames + (this.head?.priority === frame.priority ? 1 : 0);
+    // Reset when empty, so float sums cannot drift.
+    this.queuedAirtime[rank] = left === 0 ? 0 : Math.max(0, this.queuedAirtime[rank]! - frame.airtimeMs);
   }
 
   private framesAhead(rank: number): number {
@@ -402,8 +538,7 @@ export class Pacer<T = Uint8Array> {
     for (let r = this.classes.length - 1; r > rank; r--) {
       const frame = this.classes[r]!.evictNewest();
       if (frame) {
-        this.queuedFrames--;
-        this.queuedBytes -= frame.bytes;
+        this.forget(frame);
         this.counters.drops.evicted++;
         return true;
       }
