@@ -1,19 +1,24 @@
 /**
  * Seal + open of mesh datagrams (64 B and 1 KiB), beside the same AEAD done natively by
- * node:crypto (OpenSSL's ChaCha20-Poly1305) on the same payloads; and the per-frame overhead of
- * each frame form beside the 32-byte budget.
+ * node:crypto (OpenSSL's ChaCha20-Poly1305) on the same payloads; the cost of refusing a frame
+ * from an unknown sender (a flood of throwaway identities) beside one X25519 key agreement, which
+ * is what it must not cost; and the per-frame overhead of each frame form beside the 32-byte budget.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { FrameSealer, type PeerDirectory } from '../src/mesh/seal.js';
-import { identityFromSecret } from '../src/mesh/identity.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { FrameSealer, newBootNonce, type BootToken, type PeerDirectory } from '../src/mesh/seal.js';
+import { generateIdentity, identityFromSecret } from '../src/mesh/identity.js';
 import { AddressForm, frameOverhead } from '../src/mesh/frame.js';
 import { BENCH_MS, rate, sink, type Row } from './measure.js';
 
 const alice = identityFromSecret(new Uint8Array(32).fill(1));
 const bob = identityFromSecret(new Uint8Array(32).fill(3));
+const aliceBoot: BootToken = { epoch: 1, nonce: newBootNonce() };
+const bobBoot: BootToken = { epoch: 1, nonce: newBootNonce() };
 const peers: PeerDirectory = {
   sidsWithShort: (s) => (s[0] === alice.sid[0] && s[1] === alice.sid[1] ? [alice.sid] : []),
   signingKeyOf: () => alice.ed25519Public,
+  bootOf: () => aliceBoot,
 };
 
 function native(payload: Uint8Array, key: Buffer, nonce: Buffer, aad: Buffer): void {
@@ -31,8 +36,8 @@ export function sealBench(): Row[] {
   const rows: Row[] = [];
   for (const size of [64, 1024]) {
     const payload = new Uint8Array(size).fill(7);
-    const sender = new FrameSealer(alice, 1);
-    const receiver = new FrameSealer(bob, 1);
+    const sender = new FrameSealer(alice, aliceBoot);
+    const receiver = new FrameSealer(bob, bobBoot);
     const N = 200;
     const key = Buffer.alloc(32, 9);
     const aad = Buffer.alloc(16, 1);
@@ -42,7 +47,7 @@ export function sealBench(): Row[] {
       unit: '/s',
       value: rate(N, BENCH_MS, () => {
         for (let i = 0; i < N; i++) {
-          const f = sender.sealUnicast({ dst: bob.sid, srcPort: 1, dstPort: 2, ttl: 8, payload, compact: true });
+          const f = sender.sealUnicast({ dst: bob.sid, dstBoot: bobBoot, srcPort: 1, dstPort: 2, ttl: 8, payload, compact: true });
           const r = receiver.open(f, peers);
           if (r.ok) sink.value += r.datagram.payload.length;
         }
@@ -57,7 +62,28 @@ export function sealBench(): Row[] {
       }),
     });
   }
+  rows.push(unknownSenderRow());
   return rows;
+}
+
+/** Full-address frames from identities nobody has heard of: refused before any key agreement. */
+function unknownSenderRow(): Row {
+  const N = 200;
+  const strangers = Array.from({ length: 16 }, () => new FrameSealer(generateIdentity(), { epoch: 1, nonce: newBootNonce() }));
+  const flood = strangers.map((s) => s.sealUnicast({ dst: bob.sid, dstBoot: bobBoot, srcPort: 1, dstPort: 2, ttl: 8, payload: new Uint8Array(64) }));
+  const nobody: PeerDirectory = { sidsWithShort: () => [], signingKeyOf: () => undefined, bootOf: () => undefined };
+  const receiver = new FrameSealer(bob, bobBoot);
+  return {
+    name: 'refuse unknown sender',
+    unit: '/s',
+    value: rate(N, BENCH_MS, () => {
+      for (let i = 0; i < N; i++) if (!receiver.open(flood[i % flood.length]!, nobody).ok) sink.value++;
+    }),
+    baselineName: 'one X25519 (noble)',
+    baseline: rate(10, BENCH_MS, () => {
+      for (let i = 0; i < 10; i++) sink.value += x25519.getSharedSecret(bob.x25519Secret, strangers[i]!.identity.sid)[0]!;
+    }),
+  };
 }
 
 export function overheadTable(): string[] {
