@@ -3,7 +3,7 @@
  * TCs flood, routes cover the mesh; forged and unsigned messages are refused.
  */
 import { describe, expect, it } from 'vitest';
-import { ControlPlane, nodeIdOf } from '../src/mesh/control.js';
+import { ControlPlane, MIN_CONTROL_MTU, TLV_BOOT, nodeIdOf, type ControlOutput } from '../src/mesh/control.js';
 import { identityFromSecret } from '../src/mesh/identity.js';
 import { computeRoutes } from '../src/mesh/routing.js';
 import { decodePacket } from '../src/rfc5444/wire.js';
@@ -17,14 +17,17 @@ import { join } from 'node:path';
 
 const lora = new LoraAirtimeModel({ sf: 7, bandwidth: 125_000, cr: 5 });
 
+/** A boot token: the epoch and a nonce that names the node. */
+const boot = (epoch: number, who: number) => ({ epoch, nonce: new Uint8Array(8).fill(who + 1) });
+
 function seeded(seed: number): () => number {
   let x = seed;
   return () => ((x = (x * 16807) % 2147483647) / 2147483647);
 }
 
 /** Nodes on one channel each; `hears[a]` lists who receives a's packets. */
-function mesh(n: number, hears: Record<number, number[]>, mtu = 255, sent?: Uint8Array[]) {
-  const nodes = Array.from({ length: n }, (_, i) => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(i + 1)), random: seeded(i * 7919 + 7) }));
+function mesh(n: number, hears: Record<number, number[]>, mtu = 255, sent?: Uint8Array[], tagged?: Array<{ from: number; out: ControlOutput }>) {
+  const nodes = Array.from({ length: n }, (_, i) => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(i + 1)), boot: boot(1, i), random: seeded(i * 7919 + 7) }));
   nodes.forEach((c) => c.addInterface({ name: 'radio', mtu, airtimeMs: (b) => lora.airtimeMs(Math.min(b, 255)) }, 0));
   let now = 0;
   const run = (until: number, cut?: (from: number, to: number) => boolean): void => {
@@ -36,6 +39,7 @@ function mesh(n: number, hears: Record<number, number[]>, mtu = 255, sent?: Uint
           for (const p of c.takeOutput()) {
             any = true;
             sent?.push(p.bytes);
+            tagged?.push({ from: i, out: p });
             for (const j of hears[i] ?? []) if (!cut?.(i, j)) nodes[j]!.receive(p.iface, p.bytes, now);
           }
         });
@@ -99,7 +103,7 @@ describe('ControlPlane', () => {
 
   it('refuses a HELLO whose key does not belong to its originator', () => {
     const { nodes } = mesh(1, {});
-    const forger = new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(9)) });
+    const forger = new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(9)), boot: boot(1, 9) });
     forger.addInterface({ name: 'radio', mtu: 255, airtimeMs: () => 10 }, 0);
     forger.poll(1_000);
     const [p] = forger.takeOutput();
@@ -116,10 +120,10 @@ describe('ControlPlane', () => {
   it('fragments a HELLO that does not fit the MTU; every fragment is signed and counts', () => {
     const sent: Uint8Array[] = [];
     const all = { 0: [1, 2, 3], 1: [0, 2, 3], 2: [0, 1, 3], 3: [0, 1, 2] };
-    const { nodes, run } = mesh(4, all, 180, sent);
+    const { nodes, run } = mesh(4, all, 200, sent);
     run(90_000);
     for (const n of nodes) expect(n.neighbours().filter((x) => x.symmetric)).toHaveLength(3);
-    expect(sent.every((b) => b.length <= 180)).toBe(true);
+    expect(sent.every((b) => b.length <= 200)).toBe(true);
     // Some HELLO went out in more than one message with the same sequence number: fragments.
     const hellos = sent.flatMap((b) => {
       const d = decodePacket(b);
@@ -148,5 +152,42 @@ describe('ControlPlane', () => {
     expect(types).toEqual(new Set(['0', '1']));
     // Every message carries 16-byte addresses (the SID prefix).
     expect(rows.every((row) => row[1]!.split(',').every((v) => v === '16'))).toBe(true);
+  });
+
+  it('tags each packet for the pacer (one kind, one generation) and signs the boot token into every message', () => {
+    const tagged: Array<{ from: number; out: ControlOutput }> = [];
+    const { nodes, run, ids } = mesh(3, { 0: [1], 1: [0, 2], 2: [1] }, 255, undefined, tagged);
+    run(30_000);
+    const kinds = new Set<string>();
+    for (const { from, out } of tagged) {
+      const d = decodePacket(out.bytes);
+      expect(d.ok).toBe(true);
+      if (!d.ok) continue;
+      const own = out.kind === 'hello' || out.kind === 'tc';
+      kinds.add(own ? out.kind : 'forwarded');
+      const originator = own ? ids[from] : out.kind.slice(3);
+      expect(out.kind === 'hello' || out.kind === 'tc' || out.kind === `tc:${originator}`).toBe(true);
+      for (const m of d.packet.messages) {
+        expect(m.type).toBe(out.kind === 'hello' ? 0 : 1);
+        expect(Buffer.from(m.originator!).toString('hex')).toBe(originator);
+        expect(m.seqno).toBe(out.generation);
+        const bootTlv = m.tlvs.filter((t) => t.type === TLV_BOOT);
+        expect(bootTlv).toHaveLength(1);
+        expect(bootTlv[0]!.value!.length).toBe(12);
+      }
+    }
+    expect(kinds).toEqual(new Set(['hello', 'tc', 'forwarded']));
+    // The boot tokens learned: from a neighbour's HELLO, and from a far node's forwarded TC.
+    expect(nodes[0]!.node(ids[1]!)!.boot).toEqual(boot(1, 1));
+    expect(nodes[0]!.node(ids[2]!)!.boot).toEqual(boot(1, 2));
+    expect(nodes[0]!.node(ids[0]!)!.boot).toEqual(boot(1, 0));
+    expect(nodes[0]!.knownNodes().map((n) => n.boot?.epoch)).toEqual([1, 1, 1]);
+  });
+
+  it('refuses an interface whose MTU cannot hold one control message', () => {
+    const c = new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(9)), boot: boot(1, 9) });
+    expect(() => c.addInterface({ name: 'tiny', mtu: MIN_CONTROL_MTU - 1, airtimeMs: () => 1 }, 0)).toThrow(RangeError);
+    expect(() => c.addInterface({ name: 'small', mtu: MIN_CONTROL_MTU, airtimeMs: () => 1 }, 0)).not.toThrow();
+    expect(() => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(9)), boot: { epoch: 1, nonce: new Uint8Array(4) } })).toThrow(RangeError);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { computeRoutes, linkCost, type LocalLink, type TopologyEdge } from '../src/mesh/routing.js';
+import { MIN_LINK_MS_PER_BYTE, computeRoutes, confirmedTopology, linkCost, usableCost, type Advertised, type LocalLink, type TopologyEdge } from '../src/mesh/routing.js';
 
 const LORA = linkCost(328.704 / 51, 1); // SF9/125 kHz: ~6.4 ms per byte
 const WIFI = linkCost(8 / 10_000, 1); // 10 Mbit/s: 0.0008 ms per byte
@@ -53,5 +53,29 @@ describe('computeRoutes', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('no link costs less than an uncapped one; a cheaper or non-finite advertised cost is refused', () => {
+    expect(linkCost(1e-9, 1)).toBeGreaterThanOrEqual(MIN_LINK_MS_PER_BYTE);
+    expect(linkCost(0, 0.5)).toBeGreaterThanOrEqual(2 * MIN_LINK_MS_PER_BYTE);
+    expect(usableCost(WIFI)).toBe(true);
+    expect(usableCost(Math.fround(WIFI))).toBe(true); // as a float32 LINK_COST carries it
+    for (const bad of [0, -1, MIN_LINK_MS_PER_BYTE / 2, Number.NaN, Infinity]) expect(usableCost(bad)).toBe(false);
+  });
+
+  it('an advertised edge counts only when its other end advertises it back, or it ends at us over a symmetric link', () => {
+    const e = (cost = LORA): { cost: number; mtu: number } => ({ cost, mtu: 255 });
+    const advertised = new Map<string, Advertised>([
+      ['B', new Map([['C', e()], ['A', e()], ['X', e()]])],
+      ['C', new Map([['B', e()]])],
+      ['M', new Map([['A', e()], ['C', e(0)]])],
+    ]);
+    const edges = confirmedTopology('A', advertised, new Set(['B']));
+    // B→C and C→B confirm each other; B→A ends at us and B is our symmetric neighbour. B→X: X
+    // says nothing. M→A: M is not our neighbour. M→C at cost 0: C does not advertise M, and the
+    // cost is refused anyway.
+    expect(edges.map((x) => `${x.from}→${x.to}`).sort()).toEqual(['B→A', 'B→C', 'C→B']);
+    const routes = computeRoutes('A', [{ neighbour: 'B', iface: 'lora0', cost: LORA, mtu: 255 }], edges);
+    expect([...routes.keys()].sort()).toEqual(['B', 'C']);
   });
 });

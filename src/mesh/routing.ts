@@ -6,12 +6,19 @@
  * divided by its delivery ratio — summed over the hops. One Wi-Fi hop (microseconds per byte)
  * beats one LoRa hop (milliseconds per byte); a lossy link costs more than a clean one of the
  * same rate. Each hop also adds a tiny constant so that, at equal airtime, fewer hops win.
+ *
+ * No link is cheaper than an uncapped one (MIN_LINK_MS_PER_BYTE, 10 Mbit/s): `linkCost` clamps
+ * faster models to it, so an advertised cost below it (or not finite) cannot come from a real
+ * link and is refused (`usableCost`). Advertised edges count only when both ends advertise each
+ * other (`confirmedTopology`), so one node cannot invent a link to a node that does not hear it.
  */
 
 /** Cost added per hop, ms per byte: small enough not to matter against any real airtime. */
 export const HOP_COST = 1e-6;
 /** Below this delivery ratio a link is treated as this lossy (keeps costs finite). */
 export const MIN_DELIVERY_RATIO = 0.01;
+/** ms per byte of a link with no rate cap (10 Mbit/s): the cheapest a link can be. */
+export const MIN_LINK_MS_PER_BYTE = 8 / 10_000;
 
 /** A directed link in the topology: `from` can send to `to` at this cost. */
 export interface TopologyEdge {
@@ -41,10 +48,35 @@ export interface Route {
   pathMtu: number;
 }
 
-/** ms per byte over a link of airtime model cost and delivery ratio. */
+/** ms per byte over a link of airtime model cost and delivery ratio (never below the floor). */
 export function linkCost(airtimeMsPerByte: number, deliveryRatio: number): number {
   const ratio = Math.min(1, Math.max(MIN_DELIVERY_RATIO, deliveryRatio));
-  return airtimeMsPerByte / ratio + HOP_COST;
+  return Math.max(MIN_LINK_MS_PER_BYTE, airtimeMsPerByte) / ratio + HOP_COST;
+}
+
+/** Whether an advertised cost can be a real link's: finite and not below MIN_LINK_MS_PER_BYTE. */
+export function usableCost(cost: number): boolean {
+  return Number.isFinite(cost) && cost >= MIN_LINK_MS_PER_BYTE;
+}
+
+/** What one node's TC advertises: neighbour → cost (ms per byte) and MTU. */
+export type Advertised = ReadonlyMap<string, { readonly cost: number; readonly mtu: number }>;
+
+/**
+ * The advertised edges routes may use, as OLSRv2 confirms them: a→b only when b also advertises
+ * b→a, or when b is `self` and a is one of our symmetric neighbours (we saw the link ourselves);
+ * and only at a usable cost. Each edge keeps the cost its own advertiser gave.
+ */
+export function confirmedTopology(self: string, advertised: ReadonlyMap<string, Advertised>, symmetric: ReadonlySet<string>): TopologyEdge[] {
+  const out: TopologyEdge[] = [];
+  for (const [from, edges] of advertised) {
+    for (const [to, e] of edges) {
+      if (to === from || !usableCost(e.cost)) continue;
+      const confirmed = to === self ? symmetric.has(from) : advertised.get(to)?.has(from) === true;
+      if (confirmed) out.push({ from, to, cost: e.cost, mtu: e.mtu });
+    }
+  }
+  return out;
 }
 
 interface Entry {
@@ -101,7 +133,7 @@ class Heap {
 export function computeRoutes(self: string, local: readonly LocalLink[], topology: readonly TopologyEdge[]): Map<string, Route> {
   const out = new Map<string, TopologyEdge[]>();
   for (const e of topology) {
-    if (e.from === e.to) continue;
+    if (e.from === e.to || !(e.cost >= 0 && Number.isFinite(e.cost))) continue;
     let list = out.get(e.from);
     if (!list) out.set(e.from, (list = []));
     list.push(e);
