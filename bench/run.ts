@@ -6,6 +6,7 @@
 import { airtimeBench } from './airtime.js';
 import { kissBench } from './kiss.js';
 import { printTable, sink } from './measure.js';
+import { loopBench } from './loop.js';
 import { meshBench } from './mesh.js';
 import { pacerBench } from './pacer.js';
 import { overheadTable, sealBench } from './seal.js';
@@ -20,4 +21,5 @@ console.log('');
 for (const line of overheadTable()) console.log(line);
 for (const line of meshBench()) console.log(line);
 { const s = strokkurBench(); console.log(''); printTable(s.rows); console.log(['', ...s.lines].join('\n')); }
+for (const line of await loopBench()) console.log(line);
 if (sink.value === -1) console.log('');

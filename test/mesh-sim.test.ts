@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildMesh } from './mesh-harness.js';
-import { MeshSendError } from '../src/mesh/node.js';
 import { nodeIdOf } from '../src/mesh/control.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -32,8 +31,13 @@ describe('mesh in virtual time', () => {
     m.run(10_000);
     expect(got).toEqual([`${nodeIdOf(a.sid).slice(0, 8)}:41:over four hops`]);
     expect(m.nodes.slice(1, 4).map((n) => n.counters.forwarded)).toEqual([1, 1, 1]);
-    expect(() => a.bind(42).send(e.sid, 40, new Uint8Array(300))).toThrow(MeshSendError);
-    expect(() => a.bind(43).send(e.sid, 40, new Uint8Array(300))).toThrow(/exceeds the path MTU .* at most 161 bytes/);
+    expect(a.bind(42).send(e.sid, 40, new Uint8Array(300))).toEqual({
+      ok: false,
+      reason: 'too-large',
+      maxBytes: 161,
+      message: expect.stringMatching(/exceeds the path MTU .* at most 161 bytes/),
+    });
+    expect(a.bind(43).send(new Uint8Array(32).fill(7), 40, text('x'))).toMatchObject({ ok: false, reason: 'no-route' });
   });
 
   it('a two-interface gateway forwards between a LoRa segment and a Wi-Fi segment', () => {

@@ -1,13 +1,21 @@
 /**
  * A mesh node, sans-IO: identity, sealing, the control plane, routes, forwarding between
  * interfaces, and datagram ports. Bytes from links and `now` go in (`receive`, `poll`); frames for
- * links come out (`takeOutput`), with the next deadline. The gateway owns the links and the timer.
+ * links come out — to a sink that answers at once (the gateway's interface pacers), or, without
+ * one, queued for `takeOutput`. The gateway owns the links, the clock and the one timer.
  *
  * Data frames (SPEC.md beside this file) and RFC 5444 control packets share each link; the
  * first byte tells them apart. A unicast frame to a neighbour carries no via field; one that
  * travels further names its next hop in `via`, which each forwarder rewrites, decrementing the
- * TTL. Forwarders cannot open frames (sealing is end to end); they route by destination.
+ * TTL. Forwarders cannot open frames (sealing is end to end); they route by destination, and
+ * keep the priority class the sender put in the header.
+ *
+ * Application code never runs inside `receive`: a datagram for a local port waits in that
+ * socket's inbox (bounded) until the loop calls `dispatch()`, which calls the listeners one by
+ * one and catches what they throw (counted, logged once per port), so a listener cannot unwind
+ * the node, the link or the loop.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Endpoint } from '../link/link.js';
 import type { PriorityClass } from '../link/pacer.js';
@@ -21,26 +29,32 @@ import {
   isMeshFrame,
   shortAddress,
   withVia,
+  type DatagramPriority,
 } from './frame.js';
 import { sidHex as hex, sidShort } from './identity.js';
 import { computeRoutes, type Route } from './routing.js';
-import { FrameSealer, type PeerDirectory } from './seal.js';
+import { FrameSealer, type BootToken, type PeerDirectory } from './seal.js';
 
 export const DEFAULT_TTL = 16;
 /** Ports below this are the node's own services; `bind` refuses them unless asked. */
 export const RESERVED_PORTS = 16;
 const MAX_PORT = 255;
-const MAX_BROADCAST_SEEN = 4096;
+/** Datagrams waiting in one socket's inbox for `dispatch`; beyond it the newest is dropped. */
+export const INBOX_CAP = 256;
 
 export interface NodeInterface extends ControlInterface {
   /** Amateur bands: datagrams on this interface are authenticated, not encrypted. */
   authOnly?: boolean;
 }
 
-export interface NodeOptions extends ControlOptions {
-  /** This boot's epoch (epoch.ts). */
-  epoch: number;
+export interface NodeOptions extends Omit<ControlOptions, 'boot'> {
+  /** This boot's token: the epoch (epoch.ts) and 8 random bytes; default epoch 1, fresh nonce. */
+  boot?: BootToken;
+  /** Shorthand for `boot` with a fresh nonce (tests). */
+  epoch?: number;
   nextEpoch?: () => number;
+  /** Where the node's rare log lines go (a listener that threw); default nowhere. */
+  log?: (line: string) => void;
 }
 
 export interface OutFrame {
@@ -49,16 +63,40 @@ export interface OutFrame {
   /** Link-layer unicast destination, when the link is addressed (UDP) and it is known. */
   to?: Endpoint;
   priority: PriorityClass;
+  /** The pacer flow: one per local socket, one per forwarded source, one for control. */
+  flow: string;
+  /** Control frames: a newer generation of the same kind replaces a queued one. */
+  kind?: string;
+  generation?: number;
 }
+
+/** Why a datagram was not taken. Never an exception: these are conditions of the network. */
+export type SendRefusal = 'no-route' | 'no-key' | 'too-large' | 'queue-full' | 'closed' | 'refused';
+
+export type SendResult = { ok: true } | { ok: false; reason: SendRefusal; message: string; maxBytes?: number };
+
+/** What a sink answers for one frame (the pacer's EnqueueResult has this shape). */
+export type SinkResult = { ok: true } | { ok: false; reason: string; message: string; maxBytes?: number };
+
+/** Takes a frame for a link at once (the gateway: the interface's pacer). */
+export type FrameSink = (frame: OutFrame) => SinkResult;
 
 export class MeshSendError extends Error {
   override readonly name = 'MeshSendError';
+  constructor(readonly result: Extract<SendResult, { ok: false }>) {
+    super(result.message);
+  }
 }
 
 export interface NodeCounters {
   delivered: number;
   forwarded: number;
+  /** Datagrams taken by the interface (queued in its pacer). */
   sent: number;
+  /** Datagrams not taken, by reason (SendRefusal, or the pacer's reason for forwarded ones). */
+  refused: Record<string, number>;
+  /** Exceptions thrown by socket listeners, caught by `dispatch`. */
+  listenerErrors: number;
   dropped: Record<string, number>;
 }
 
@@ -66,55 +104,116 @@ export interface SocketEvents {
   message: [fromSid: Uint8Array, fromPort: number, bytes: Uint8Array];
 }
 
+interface Inbound {
+  from: Uint8Array;
+  port: number;
+  bytes: Uint8Array;
+}
+
+export interface SocketOptions {
+  reserved?: boolean;
+  priority?: DatagramPriority;
+}
+
 export class MeshSocket extends EventEmitter<SocketEvents> {
+  /** Received datagrams waiting for `MeshNode.dispatch`. */
+  readonly inbox: Inbound[] = [];
+  private open = true;
+  /** Whether a listener of this socket has thrown before (it is logged once). */
+  threw = false;
+
   constructor(
     private readonly node: MeshNode,
     readonly port: number,
-    private readonly priority: PriorityClass,
+    readonly priority: DatagramPriority,
   ) {
     super();
   }
 
-  /** Seals and queues a datagram; throws MeshSendError (no route, too large) with the reason. */
-  send(sid: Uint8Array, port: number, bytes: Uint8Array): void {
-    this.node.sendDatagram(sid, this.port, port, bytes, this.priority);
+  get flow(): string {
+    return `port:${this.port}`;
   }
 
-  /** A one-hop signed broadcast to every neighbour. */
-  broadcast(port: number, bytes: Uint8Array): void {
-    this.node.sendBroadcast(this.port, port, bytes, this.priority);
+  /** Seals a datagram and hands it to the first hop's pacer; the result says whether it was taken. */
+  send(sid: Uint8Array, port: number, bytes: Uint8Array, options: { priority?: DatagramPriority } = {}): SendResult {
+    if (!this.open) return { ok: false, reason: 'closed', message: `port ${this.port} is closed` };
+    return this.node.sendDatagram(sid, this.port, port, bytes, options.priority ?? this.priority, this.flow);
+  }
+
+  /** A one-hop signed broadcast to every neighbour; ok when at least one interface took it. */
+  broadcast(port: number, bytes: Uint8Array): SendResult {
+    if (!this.open) return { ok: false, reason: 'closed', message: `port ${this.port} is closed` };
+    return this.node.sendBroadcast(this.port, port, bytes, this.priority, this.flow);
+  }
+
+  get closed(): boolean {
+    return !this.open;
   }
 
   close(): void {
-    this.node.unbind(this.port);
+    if (!this.open) return;
+    this.open = false;
+    this.inbox.length = 0;
+    this.node.unbind(this.port, this);
     this.removeAllListeners();
   }
 }
 
+export type NodeEvent =
+  | { event: 'neighbour-up'; id: string; iface: string }
+  | { event: 'neighbour-down'; id: string; iface: string }
+  | { event: 'route-changed'; destination: string; route: Route | undefined };
+
 export class MeshNode {
   readonly control: ControlPlane;
   readonly sealer: FrameSealer;
-  readonly counters: NodeCounters = { delivered: 0, forwarded: 0, sent: 0, dropped: {} };
+  readonly boot: BootToken;
+  readonly counters: NodeCounters = { delivered: 0, forwarded: 0, sent: 0, refused: {}, listenerErrors: 0, dropped: {} };
+  /** Called whenever the node has something for the loop: output, a delivery, an event. */
+  onWake: (() => void) | undefined;
   private readonly interfaces = new Map<string, NodeInterface>();
   private readonly sockets = new Map<number, MeshSocket>();
+  private readonly log: (line: string) => void;
+  private sink: FrameSink | undefined;
   private output: OutFrame[] = [];
   private routeTable = new Map<string, Route>();
   private routesVersion = -1;
   private shortIndex = new Map<string, Uint8Array[]>();
-  private readonly broadcastSeen = new Set<string>();
+  private pendingDeliveries = 0;
+  private events: NodeEvent[] = [];
+  private lastNeighbours = new Map<string, { id: string; iface: string }>();
+  private eventsVersion = -1;
+  private reportedRoutes = new Map<string, Route>();
 
   constructor(options: NodeOptions) {
-    this.control = new ControlPlane(options);
-    this.sealer = new FrameSealer(options.identity, options.epoch, options.nextEpoch);
+    this.boot = options.boot ?? { epoch: options.epoch ?? 1, nonce: Uint8Array.from(randomBytes(8)) };
+    this.log = options.log ?? (() => undefined);
+    this.sealer = new FrameSealer(options.identity, this.boot, options.nextEpoch ? { nextEpoch: options.nextEpoch } : {});
+    const userForgotten = options.onNodeForgotten;
+    this.control = new ControlPlane({
+      ...options,
+      boot: this.boot,
+      onNodeForgotten: (id, sid) => {
+        this.sealer.forget(sid);
+        userForgotten?.(id, sid);
+      },
+    });
   }
 
   get sid(): Uint8Array {
     return this.sealer.identity.sid;
   }
 
+  /** Frames go to `sink` at once from now on (the gateway's pacers) instead of `takeOutput`. */
+  setSink(sink: FrameSink | undefined): void {
+    this.sink = sink;
+    if (sink) for (const out of this.takeOutput()) sink(out);
+  }
+
   addInterface(cfg: NodeInterface, now: number): void {
     this.interfaces.set(cfg.name, cfg);
     this.control.addInterface(cfg, now);
+    this.wake();
   }
 
   removeInterface(name: string): void {
@@ -123,7 +222,7 @@ export class MeshNode {
   }
 
   /** Opens a datagram port; 0 picks a free one at or above RESERVED_PORTS. */
-  bind(port = 0, options: { reserved?: boolean; priority?: PriorityClass } = {}): MeshSocket {
+  bind(port = 0, options: SocketOptions = {}): MeshSocket {
     if (!Number.isInteger(port) || port < 0 || port > MAX_PORT) throw new RangeError(`port must be 0..${MAX_PORT}, got ${port}`);
     if (port === 0) {
       for (let p = RESERVED_PORTS; p <= MAX_PORT && port === 0; p++) if (!this.sockets.has(p)) port = p;
@@ -137,11 +236,15 @@ export class MeshNode {
     return socket;
   }
 
-  unbind(port: number): void {
+  unbind(port: number, socket?: MeshSocket): void {
+    const s = this.sockets.get(port);
+    if (!s || (socket && s !== socket)) return;
+    this.pendingDeliveries -= s.inbox.length;
     this.sockets.delete(port);
+    s.close();
   }
 
-  /** Bytes received on a link. */
+  /** Bytes received on a link. Never throws and never calls application code. */
   receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint): void {
     if (!this.interfaces.has(iface)) return;
     if (isMeshFrame(bytes)) this.handleFrame(iface, bytes);
@@ -158,14 +261,74 @@ export class MeshNode {
     return this.control.nextDeadline();
   }
 
+  /** Frames produced while no sink is set. */
   takeOutput(): OutFrame[] {
     const out = this.output;
     this.output = [];
     return out;
   }
 
+  /** Whether `dispatch` has datagrams to hand to listeners. */
+  get hasDeliveries(): boolean {
+    return this.pendingDeliveries > 0;
+  }
+
+  /**
+   * Hands every queued datagram to its socket's listeners. A listener that throws is caught,
+   * counted and logged (once per port); the other datagrams and sockets carry on.
+   */
+  dispatch(): number {
+    let n = 0;
+    for (const socket of [...this.sockets.values()]) {
+      while (socket.inbox.length > 0 && !socket.closed) {
+        const d = socket.inbox.shift()!;
+        this.pendingDeliveries--;
+        n++;
+        try {
+          socket.emit('message', d.from, d.port, d.bytes);
+        } catch (err) {
+          this.counters.listenerErrors++;
+          if (!socket.threw) {
+            socket.threw = true;
+            this.log(`mesh: a listener on port ${socket.port} threw (${(err as Error)?.message ?? String(err)}); caught, counted in listenerErrors, and logged once per port`);
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Neighbour and route changes since the last call (computed when the topology changed). */
+  takeEvents(): NodeEvent[] {
+    if (this.eventsVersion !== this.control.version) {
+      this.eventsVersion = this.control.version;
+      const now = new Map<string, { id: string; iface: string }>();
+      for (const n of this.control.neighbours()) if (n.symmetric) now.set(`${n.iface}|${n.id}`, { id: n.id, iface: n.iface });
+      for (const [k, n] of now) if (!this.lastNeighbours.has(k)) this.events.push({ event: 'neighbour-up', ...n });
+      for (const [k, n] of this.lastNeighbours) if (!now.has(k)) this.events.push({ event: 'neighbour-down', ...n });
+      this.lastNeighbours = now;
+      const routes = this.refreshRoutes();
+      for (const [d, r] of routes) {
+        const old = this.reportedRoutes.get(d);
+        if (!old || old.nextHop !== r.nextHop || old.iface !== r.iface || old.hops !== r.hops || old.pathMtu !== r.pathMtu) {
+          this.events.push({ event: 'route-changed', destination: d, route: r });
+        }
+      }
+      for (const d of this.reportedRoutes.keys()) if (!routes.has(d)) this.events.push({ event: 'route-changed', destination: d, route: undefined });
+      this.reportedRoutes = new Map(routes);
+    }
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
   routes(): Route[] {
     return [...this.refreshRoutes().values()];
+  }
+
+  /** The route to a node now, or undefined. */
+  route(sid: Uint8Array): Route | undefined {
+    return this.refreshRoutes().get(nodeIdOf(sid));
   }
 
   /** The largest payload a datagram to `sid` can carry now, or undefined without a route. */
@@ -175,50 +338,86 @@ export class MeshNode {
     return route.pathMtu - frameOverhead(this.formTo(sid, route)) - (route.hops > 1 ? SHORT_ADDRESS : 0);
   }
 
-  sendDatagram(dst: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array, priority: PriorityClass): void {
+  /** Seals a datagram to `dst` and hands it to its first hop. Never throws for the network's conditions. */
+  sendDatagram(dst: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array, priority: DatagramPriority = 'bulk', flow = `port:${srcPort}`): SendResult {
     const route = this.refreshRoutes().get(nodeIdOf(dst));
-    if (!route) throw new MeshSendError(`no route to ${sidShort(dst)}`);
+    if (!route) return this.refuse('no-route', `no route to ${sidShort(dst)}`);
     const max = this.pathMtu(dst)!;
     if (payload.length > max) {
-      throw new MeshSendError(`datagram of ${payload.length} bytes exceeds the path MTU to ${sidShort(dst)}: at most ${max} bytes`);
+      return this.refuse('too-large', `datagram of ${payload.length} bytes exceeds the path MTU to ${sidShort(dst)}: at most ${max} bytes`, max);
     }
+    const dstBoot = this.control.node(nodeIdOf(dst))?.boot;
+    if (!dstBoot) return this.refuse('no-key', `the boot token of ${sidShort(dst)} is not known yet (no HELLO or TC from it)`);
     const iface = this.interfaces.get(route.iface)!;
     let frame = this.sealer.sealUnicast({
       dst,
+      dstBoot,
       srcPort,
       dstPort,
       ttl: DEFAULT_TTL,
       payload,
+      priority,
       compact: this.formTo(dst, route) === AddressForm.COMPACT,
       authOnly: iface.authOnly === true,
     });
     const via = this.viaFor(route);
     if (via) frame = withVia(frame, via);
-    this.emit(route.iface, frame, route.nextHop, priority);
-    this.counters.sent++;
+    const r = this.emit(route.iface, frame, route.nextHop, priority, flow);
+    if (r.ok) this.counters.sent++;
+    return r;
   }
 
-  sendBroadcast(srcPort: number, dstPort: number, payload: Uint8Array, priority: PriorityClass): void {
+  sendBroadcast(srcPort: number, dstPort: number, payload: Uint8Array, priority: DatagramPriority = 'bulk', flow = `port:${srcPort}`): SendResult {
+    let last: SendResult = this.refuse('no-route', 'no interface to broadcast on');
+    let any = false;
     for (const name of this.interfaces.keys()) {
-      const frame = this.sealer.sealBroadcast({ srcPort, dstPort, ttl: 1, payload, compact: true });
-      this.output.push({ iface: name, bytes: frame, priority });
+      const frame = this.sealer.sealBroadcast({ srcPort, dstPort, ttl: 1, payload, priority, compact: true });
+      const r = this.put({ iface: name, bytes: frame, priority, flow });
+      if (r.ok) any = true;
+      else last = r;
     }
+    if (!any) return last;
     this.counters.sent++;
+    return { ok: true };
   }
 
   // -------------------------------------------------------------------------------------------
 
+  private wake(): void {
+    this.onWake?.();
+  }
+
+  private refuse(reason: SendRefusal, message: string, maxBytes?: number): Extract<SendResult, { ok: false }> {
+    this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
+    return maxBytes === undefined ? { ok: false, reason, message } : { ok: false, reason, message, maxBytes };
+  }
+
+  /** Hands a frame to the sink (mapping the pacer's refusal) or queues it for takeOutput. */
+  private put(out: OutFrame): SendResult {
+    this.wake();
+    if (!this.sink) {
+      this.output.push(out);
+      return { ok: true };
+    }
+    const r = this.sink(out);
+    if (r.ok) return { ok: true };
+    const reason: SendRefusal = r.reason === 'too-large' || r.reason === 'dwell' ? 'too-large' : r.reason === 'closed' ? 'closed' : r.reason.startsWith('queue') || r.reason.startsWith('flow') || r.reason === 'evicted' ? 'queue-full' : 'refused';
+    return this.refuse(reason, `${out.iface}: ${r.message}`, r.maxBytes);
+  }
+
   private collectControl(): void {
-    for (const p of this.control.takeOutput()) this.output.push({ iface: p.iface, bytes: p.bytes, priority: 'control' });
+    for (const p of this.control.takeOutput()) {
+      this.put({ iface: p.iface, bytes: p.bytes, priority: 'control', flow: 'control', kind: p.kind, generation: p.generation });
+    }
   }
 
   private drop(reason: string): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
   }
 
-  private emit(iface: string, bytes: Uint8Array, nextHopId: string, priority: PriorityClass): void {
+  private emit(iface: string, bytes: Uint8Array, nextHopId: string, priority: PriorityClass, flow: string): SendResult {
     const to = this.control.endpointOf(nextHopId, iface);
-    this.output.push({ iface, bytes, priority, ...(to ? { to } : {}) });
+    return this.put({ iface, bytes, priority, flow, ...(to ? { to } : {}) });
   }
 
   private refreshRoutes(): Map<string, Route> {
@@ -260,6 +459,7 @@ export class MeshNode {
     return {
       sidsWithShort: (short) => this.shortIndex.get(hex(short)) ?? [],
       signingKeyOf: (sid) => this.control.node(nodeIdOf(sid))?.edKey,
+      bootOf: (sid) => this.control.node(nodeIdOf(sid))?.boot,
     };
   }
 
@@ -268,18 +468,14 @@ export class MeshNode {
     if (!h.ok) return this.drop(h.reason);
     const { header } = h;
     const mine = shortAddress(this.sid);
-    if (header.form === AddressForm.BROADCAST || header.form === AddressForm.BROADCAST_COMPACT) {
-      const key = `${hex(header.src)}/${header.epoch}/${header.counter}`;
-      if (this.broadcastSeen.has(key)) return this.drop('duplicate-broadcast');
-      this.broadcastSeen.add(key);
-      if (this.broadcastSeen.size > MAX_BROADCAST_SEEN) this.broadcastSeen.delete(this.broadcastSeen.values().next().value!);
-      return this.deliver(iface, frame);
-    }
+    // Broadcasts are authenticated first; the sender's replay window then drops copies, so a
+    // forged header with a predictable (source, epoch, counter) cannot suppress the real one.
+    if (header.form === AddressForm.BROADCAST || header.form === AddressForm.BROADCAST_COMPACT) return this.deliver(iface, frame);
     const forMe = header.dst!.length === SHORT_ADDRESS ? equal(header.dst!, mine) : equal(header.dst!, this.sid);
     if (header.via && !equal(header.via, mine)) return this.drop('not-our-hop');
     if (!header.via && !forMe) return this.drop('not-for-us');
     if (forMe) return this.deliver(iface, frame);
-    this.forward(header.dst!, frame, header.authOnly);
+    this.forward(header.dst!, header.src, frame, header.authOnly, header.priority ?? 'bulk');
   }
 
   private deliver(iface: string, frame: Uint8Array): void {
@@ -289,11 +485,14 @@ export class MeshNode {
     if (!d.authOnly && this.interfaces.get(iface)?.authOnly) return this.drop('encrypted-on-auth-only');
     const socket = this.sockets.get(d.dstPort);
     if (!socket) return this.drop('no-port');
+    if (socket.inbox.length >= INBOX_CAP) return this.drop('inbox-full');
+    socket.inbox.push({ from: d.src, port: d.srcPort, bytes: d.payload });
+    this.pendingDeliveries++;
     this.counters.delivered++;
-    socket.emit('message', d.src, d.srcPort, d.payload);
+    this.wake();
   }
 
-  private forward(dst: Uint8Array, frame: Uint8Array, authOnly: boolean): void {
+  private forward(dst: Uint8Array, src: Uint8Array, frame: Uint8Array, authOnly: boolean, priority: DatagramPriority): void {
     let dstId: string | undefined;
     if (dst.length === SHORT_ADDRESS) {
       const candidates = this.directory().sidsWithShort(dst);
@@ -308,8 +507,10 @@ export class MeshNode {
     const via = this.viaFor(route);
     const out = forwardedFrame(frame, via);
     if (!out) return this.drop('ttl');
-    this.counters.forwarded++;
-    this.emit(route.iface, out, route.nextHop, 'bulk');
+    // One pacer flow per source, so one busy sender cannot starve the others it shares a hop with.
+    const r = this.emit(route.iface, out, route.nextHop, priority, `fwd:${hex(src.subarray(0, SHORT_ADDRESS))}`);
+    if (r.ok) this.counters.forwarded++;
+    else this.drop(`forward-${r.reason}`);
   }
 }
 

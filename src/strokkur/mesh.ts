@@ -13,11 +13,12 @@
  * - Pacing: the pacer lives in the gateway's interface registry, so the caller says when the mesh
  *   may take more (`ready`, `onReady`: e.g. the pacer's ready flag for the bulk class on the
  *   route's interface). Without them chunks are handed over as fast as Strokkur produces them.
- * - `flush`: the node is sans-IO, so frames it queued leave only when its runner flushes; pass
- *   the runner's `flush` so each chunk leaves at once (the daemon's runner, or a test's).
+ * - `flush`: optional; the node wakes its loop or runner by itself when it queues a frame.
+ *   In the daemon, pass `host.ready` / the host's 'ready' event (src/gateway/host.ts) as
+ *   `ready` / `onReady`: chunks then wait in Strokkur, not in a radio's queue.
  */
 import { nodeIdOf } from '../mesh/control.js';
-import type { MeshNode, MeshSocket } from '../mesh/node.js';
+import { MeshSendError, type MeshNode, type MeshSocket } from '../mesh/node.js';
 import type { StrokkurTransport } from './strokkur.js';
 
 export interface MeshStrokkurOptions {
@@ -48,9 +49,10 @@ export class MeshStrokkurTransport implements StrokkurTransport<Uint8Array> {
     if (options.onReady) this.onReady = options.onReady;
   }
 
-  /** Seals and queues one chunk; throws MeshSendError (no route, over the path MTU). */
+  /** Seals and queues one chunk; throws MeshSendError (no route, over the path MTU, queue full). */
   send(dst: Uint8Array, bytes: Uint8Array): boolean {
-    this.socket.send(dst, this.remotePort, bytes);
+    const r = this.socket.send(dst, this.remotePort, bytes);
+    if (!r.ok) throw new MeshSendError(r);
     this.options.flush?.();
     return true;
   }

@@ -35,10 +35,10 @@ const MODULES = {
   node: 'src/mesh/node',
   identity: 'src/mesh/identity',
   udp: 'drivers/udp',
-  runner: 'src/gateway/mesh-runner',
+  gateway: 'src/gateway/gateway',
   clock: 'src/link/clock',
 } as const;
-const CHECKED_SOURCES = [...Object.values(MODULES), 'src/mesh/control', 'src/mesh/seal', 'src/mesh/frame', 'src/mesh/routing'];
+const CHECKED_SOURCES = [...Object.values(MODULES), 'src/mesh/control', 'src/mesh/seal', 'src/mesh/frame', 'src/mesh/routing', 'src/gateway/loop', 'src/gateway/host', 'src/link/registry', 'src/link/pacer'];
 const distUrl = (m: string): string => JSON.stringify(pathToFileURL(join(root, 'dist', `${m}.js`)).href);
 const PORT_AB = 4269;
 const PORT_BC = 4270;
@@ -46,57 +46,49 @@ const DATA_PORT = 30;
 const CONVERGE_MS = 30_000;
 
 
-/** The child: one mesh node over its UdpLinks, driven by a MeshRunner on the real clock. */
+/** The child: one mesh node over its UdpLinks inside a real Gateway (pacers, loop, monotonic clock). */
 const CHILD = `
 import { MeshNode } from ${distUrl(MODULES.node)};
 import { identityFromSecret } from ${distUrl(MODULES.identity)};
 import { UdpLink } from ${distUrl(MODULES.udp)};
-import { MeshRunner } from ${distUrl(MODULES.runner)};
-import { RealClock } from ${distUrl(MODULES.clock)};
+import { Gateway } from ${distUrl(MODULES.gateway)};
+import { MonotonicClock } from ${distUrl(MODULES.clock)};
 import { createInterface } from 'node:readline';
 
 const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 const hex = (b) => Buffer.from(b).toString('hex');
-const clock = new RealClock();
+const clock = new MonotonicClock();
 const node = new MeshNode({ identity: identityFromSecret(new Uint8Array(32).fill(cfg.seed)), epoch: 1, minHelloMs: 500 });
 const links = new Map();
 for (const l of cfg.links) {
   const link = new UdpLink({ name: l.iface, interface: l.iface, port: l.port, log: (line) => out({ log: line }) });
   link.on('state', (state) => out({ link: l.iface, state, stats: link.stats }));
-  await link.open();
   links.set(l.iface, link);
-  node.addInterface({ name: l.iface, mtu: link.mtu, airtimeMs: (b) => link.airtime.airtimeMs(Math.min(b, link.airtime.maxBytes)) }, clock.now());
 }
-const runner = new MeshRunner({ node, clock, links });
-const socket = node.bind(${DATA_PORT});
+const gateway = new Gateway({ clock, mesh: node, interfaces: [...links.values()].map((link) => ({ link })) });
+await gateway.start();
+const socket = gateway.host.bind(${DATA_PORT});
 socket.on('message', (from, port, bytes) => out({ message: { from: hex(from), port, text: new TextDecoder().decode(bytes) } }));
 out({ sid: hex(node.sid) });
-runner.start();
 // key: whether we hold the destination's keys (from its HELLO or TC), needed to open its datagrams.
 const routes = () => out({ routes: node.routes().map((r) => ({ destination: r.destination, nextHop: r.nextHop, iface: r.iface, hops: r.hops, key: node.control.node(r.destination) !== undefined })) });
 const routesTimer = setInterval(routes, 1000);
 const quit = async () => {
   clearInterval(routesTimer);
-  runner.stop();
-  for (const link of links.values()) await link.close();
+  await gateway.stop();
   process.exit(0);
 };
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [cmd, arg, ...rest] = line.trim().split(' ');
   if (cmd === 'send') {
     const text = rest.join(' ');
-    try {
-      socket.send(Uint8Array.from(Buffer.from(arg, 'hex')), ${DATA_PORT}, new TextEncoder().encode(text));
-      runner.flush();
-      out({ sent: { to: arg, text } });
-    } catch (err) {
-      out({ error: err.message });
-    }
+    const r = socket.send(Uint8Array.from(Buffer.from(arg, 'hex')), ${DATA_PORT}, new TextEncoder().encode(text));
+    out(r.ok ? { sent: { to: arg, text } } : { error: r.message });
   } else if (cmd === 'routes') routes();
   else if (cmd === 'counters') {
     const linkCounters = Object.fromEntries([...links].map(([name, link]) => [name, { counters: link.counters, stats: link.stats }]));
-    out({ counters: node.counters, control: node.control.counters, refused: runner.refused, links: linkCounters });
+    out({ counters: node.counters, control: node.control.counters, refused: gateway.status().map((s) => s.refused), links: linkCounters });
   } else if (cmd === 'quit') void quit();
 });
 process.stdin.on('end', () => void quit());

@@ -1,0 +1,187 @@
+/**
+ * The daemon's composition: from a DaemonConfig to a running gateway — the identity and its
+ * lock, the boot token (epoch bound to the key, and a per-boot random), the mesh node, the
+ * links, the capture file, the simulated neighbour of `--sim`, and one loop on a monotonic clock.
+ * The CLI only parses flags into the config and calls `startDaemon`.
+ */
+import { kissSerialLink } from '../../drivers/kiss-serial.js';
+import { kissTcpLink } from '../../drivers/kiss-tcp.js';
+import { LoraSerialLink } from '../../drivers/lora-serial.js';
+import { SlipSerialLink } from '../../drivers/slip-serial.js';
+import { SimMedium, type SimLink } from '../../drivers/sim.js';
+import { UdpLink } from '../../drivers/udp.js';
+import { MonotonicClock, type SimClock } from '../link/clock.js';
+import type { Link } from '../link/link.js';
+import { PcapngFile } from '../link/pcap.js';
+import type { InterfaceConfig } from '../link/registry.js';
+import { epochFileFor, nextEpoch } from '../mesh/epoch.js';
+import { generateIdentity, loadOrCreateIdentity, sidHex, type Identity } from '../mesh/identity.js';
+import { acquireKeyLock } from '../mesh/lock.js';
+import { MeshNode } from '../mesh/node.js';
+import { newBootNonce } from '../mesh/seal.js';
+import { validateConfig, interfaceName, type DaemonConfig, type InterfaceSpec } from './config.js';
+import { Gateway, type GatewayEvent, type GatewayService } from './gateway.js';
+import type { MeshHost } from './host.js';
+
+export interface DaemonIo {
+  onEvent?: (e: GatewayEvent) => void;
+  log?: (line: string) => void;
+  /** Default: a MonotonicClock. */
+  clock?: SimClock;
+}
+
+export interface Daemon {
+  readonly identity: Identity;
+  readonly node: MeshNode;
+  readonly gateway: Gateway;
+  readonly host: MeshHost;
+  /** Whether the node runs on a simulated radio only. */
+  readonly simulated: boolean;
+  stop(): Promise<void>;
+}
+
+interface BuiltInterface {
+  link: Link;
+  config: InterfaceConfig;
+  authOnly?: boolean;
+}
+
+/** Builds the links a config names (nothing is opened yet). */
+export function buildInterfaces(config: DaemonConfig, clock: SimClock, log: (line: string) => void): { interfaces: BuiltInterface[]; services: GatewayService[] } {
+  const radio: InterfaceConfig = { region: config.region, ...(config.cap ? { cap: config.cap } : {}) };
+  const tnc: InterfaceConfig = { ...radio, ...(config.frequency !== undefined ? { frequency: config.frequency } : {}) };
+  const interfaces: BuiltInterface[] = [];
+  const services: GatewayService[] = [];
+  const counts = new Map<string, number>();
+  for (const spec of config.interfaces) {
+    const index = counts.get(spec.kind) ?? 0;
+    counts.set(spec.kind, index + 1);
+    const name = interfaceName(spec, index);
+    const built = buildOne(spec, name, radio, tnc, config, clock, log);
+    interfaces.push(built.iface);
+    if (built.service) services.push(built.service);
+  }
+  return { interfaces, services };
+}
+
+function buildOne(
+  spec: InterfaceSpec,
+  name: string,
+  radio: InterfaceConfig,
+  tnc: InterfaceConfig,
+  config: DaemonConfig,
+  clock: SimClock,
+  log: (line: string) => void,
+): { iface: BuiltInterface; service?: GatewayService } {
+  const baud = (b: number | undefined): { baudRate?: number } => (b !== undefined ? { baudRate: b } : {});
+  switch (spec.kind) {
+    case 'lora': {
+      const link = new LoraSerialLink({
+        name,
+        path: spec.path,
+        radio: spec.radio,
+        ...baud(spec.baudRate),
+        ...(config.cap?.shortPercent !== undefined ? { shortAirtimeLockPercent: config.cap.shortPercent } : {}),
+        ...(config.cap?.longPercent !== undefined ? { longAirtimeLockPercent: config.cap.longPercent } : {}),
+        log,
+      });
+      return { iface: { link, config: radio } };
+    }
+    case 'kiss':
+      // A TNC is amateur radio: datagrams are authenticated, not encrypted, on the air.
+      return { iface: { link: kissSerialLink({ name, path: spec.path, ...baud(spec.baudRate), ...(spec.callsign ? { callsign: spec.callsign } : {}), log }), config: tnc, authOnly: true } };
+    case 'slip':
+      return { iface: { link: new SlipSerialLink({ name, path: spec.path, ...baud(spec.baudRate), log }), config: tnc } };
+    case 'kiss-tcp':
+      return { iface: { link: kissTcpLink({ name, host: spec.host, port: spec.port, ...(spec.callsign ? { callsign: spec.callsign } : {}), log }), config: tnc, authOnly: true } };
+    case 'udp':
+      return {
+        iface: {
+          link: new UdpLink({ name, port: spec.port, ...(spec.address ? { address: spec.address } : {}), ...(spec.interface ? { interface: spec.interface } : {}), log }),
+          config: {},
+        },
+      };
+    case 'sim': {
+      const medium = new SimMedium({ clock });
+      const link = medium.attach(name, { log });
+      return { iface: { link, config: {} }, service: simNeighbour(medium.attach(`${name}-neighbour`), clock) };
+    }
+  }
+}
+
+/**
+ * The simulated neighbour of `--sim`: a second mesh node on the same simulated medium, so the
+ * gateway has someone to discover and route to. It runs inside the gateway's loop (no timer of
+ * its own) and sends straight to its link: it stands for another radio, not for this node.
+ */
+function simNeighbour(link: SimLink, clock: SimClock): GatewayService {
+  const node = new MeshNode({ identity: generateIdentity(), epoch: 1 });
+  node.addInterface({ name: 'sim', mtu: link.mtu, airtimeMs: (b) => link.airtime.airtimeMs(Math.min(b, link.airtime.maxBytes)) }, clock.now());
+  return {
+    name: 'sim-neighbour',
+    start: (gateway) => {
+      node.onWake = () => gateway.loop.wake();
+      link.on('frame', (f) => {
+        node.receive('sim', f.data, clock.now());
+        gateway.loop.wake();
+      });
+      void link.open();
+    },
+    stop: () => link.close(),
+    poll: (now) => {
+      if (now >= node.nextDeadline()) node.poll(now);
+      node.dispatch();
+      for (const out of node.takeOutput()) if (link.state === 'up') link.send(out.bytes);
+    },
+    nextDeadline: () => node.nextDeadline(),
+  };
+}
+
+/**
+ * Starts the daemon. Throws KeyFileError / KeyLockError / EpochFileError (the CLI prints them and
+ * exits 1), ConfigError for a config that cannot work (exit 2).
+ */
+export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Promise<Daemon> {
+  validateConfig(config);
+  const log = io.log ?? (() => undefined);
+  const clock = io.clock ?? new MonotonicClock();
+  const { identity, created } = loadOrCreateIdentity(config.keyFile);
+  if (created) log(`created a new identity in ${config.keyFile}`);
+  const lock = acquireKeyLock(config.stateDir, identity);
+  try {
+    const epochFile = epochFileFor(config.stateDir, identity);
+    const boot = { epoch: nextEpoch(epochFile), nonce: newBootNonce() };
+    const node = new MeshNode({ identity, boot, nextEpoch: () => nextEpoch(epochFile), log });
+    const { interfaces, services } = buildInterfaces(config, clock, log);
+    const gateway = new Gateway({
+      clock,
+      interfaces,
+      mesh: node,
+      services,
+      ...(config.pcap ? { capture: new PcapngFile(config.pcap) } : {}),
+      ...(io.onEvent ? { onEvent: io.onEvent } : {}),
+      statusIntervalMs: config.statusIntervalMs,
+      log,
+    });
+    log(`node ${sidHex(identity.sid)} (boot epoch ${boot.epoch})`);
+    await gateway.start();
+    const simulated = config.interfaces.every((i) => i.kind === 'sim');
+    return {
+      identity,
+      node,
+      gateway,
+      host: gateway.host!,
+      simulated,
+      stop: async () => {
+        try {
+          await gateway.stop();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
