@@ -12,6 +12,7 @@ import { pacerBench } from './pacer.js';
 import { overheadTable, sealBench } from './seal.js';
 import { rfc5444Bench } from './rfc5444.js';
 import { strokkurBench } from './strokkur.js';
+import { sybilBench } from './sybil.js';
 
 const rfc5444 = rfc5444Bench();
 printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...rfc5444.rows, ...sealBench()]);
@@ -22,4 +23,6 @@ for (const line of overheadTable()) console.log(line);
 for (const line of meshBench()) console.log(line);
 { const s = strokkurBench(); console.log(''); printTable(s.rows); console.log(['', ...s.lines].join('\n')); }
 for (const line of await loopBench()) console.log(line);
+console.log('');
+for (const line of sybilBench()) console.log(line);
 if (sink.value === -1) console.log('');

@@ -94,4 +94,26 @@ describe('mesh node under attack', () => {
     expect(got).toEqual([]);
     expect(restarted.counters.delivered).toBe(0);
   });
+
+  it('a listener that throws is counted, and the node still forwards for others', () => {
+    const m = buildMesh(3, [
+      { name: 'l0', kind: 'lora', members: [0, 1] },
+      { name: 'l1', kind: 'lora', members: [1, 2] },
+    ]);
+    m.run(180_000);
+    const [a, b, c] = m.nodes as [MeshNode, MeshNode, MeshNode];
+    b.bind(40).on('message', () => {
+      throw new Error('an app bug on the forwarder');
+    });
+    const atC: string[] = [];
+    c.bind(40).on('message', (_f, _p, bytes) => atC.push(new TextDecoder().decode(bytes)));
+    const sa = a.bind(41);
+    expect(sa.send(b.sid, 40, text('to b'))).toEqual({ ok: true });
+    m.run(5_000);
+    expect(sa.send(c.sid, 40, text('through b'))).toEqual({ ok: true });
+    m.run(5_000);
+    expect(b.counters.listenerErrors).toBe(1);
+    expect(b.counters.forwarded).toBe(1);
+    expect(atC).toEqual(['through b']);
+  });
 });
