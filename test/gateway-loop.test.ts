@@ -128,6 +128,33 @@ describe('the gateway loop on a simulated radio (virtual time)', () => {
     expect(leave.at - sentAt).toBeGreaterThan(0);
   });
 
+  it('a refused datagram is counted as refused, not sent; ready() says no, then a ready event comes', async () => {
+    const p = pair({ region: 'eu868', frequency: 868_100_000, bandwidth: 125_000 });
+    await started(p);
+    p.clock.advance(900_000);
+    const [a, b] = p.gateways as [(typeof p.gateways)[0], (typeof p.gateways)[0]];
+    const host = a.gw.host!;
+    expect(host.ready(b.node.sid, 'bulk')).toBe(true);
+    const readyEvents: string[] = [];
+    host.on('ready', (iface, priority) => readyEvents.push(`${iface}:${priority}`));
+    const sa = host.bind(41);
+    const results = Array.from({ length: 70 }, () => sa.send(b.node.sid, 40, new Uint8Array(150)));
+    // The pacer holds 64 frames per flow: the rest are refused with the reason, and not counted as sent.
+    expect(results.filter((r) => r.ok)).toHaveLength(64);
+    expect(results.at(-1)).toMatchObject({ ok: false, reason: 'queue-full' });
+    expect(a.node.counters.sent).toBe(64);
+    expect(a.node.counters.refused['queue-full']).toBe(6);
+    expect(host.ready(b.node.sid, 'bulk')).toBe(false);
+    expect(readyEvents).toEqual([]);
+    // Another socket is its own flow: one bulk sender cannot fill the queue for everybody.
+    expect(host.bind(42).send(b.node.sid, 40, new Uint8Array(10))).toEqual({ ok: true });
+    p.clock.advance(4 * 3_600_000);
+    expect(readyEvents).toContain('sim0:bulk');
+    expect(host.ready(b.node.sid, 'bulk')).toBe(true);
+    // The loop slept between deadlines: no machine kept asking to run at a time it never passed.
+    expect(a.gw.loop.counters.spins).toBe(0);
+  });
+
   it('a virtual clock stepped by an hour: no duty-cycle window is exceeded and no timer stalls', async () => {
     const p = pair({ region: 'eu868', frequency: 868_100_000, bandwidth: 125_000 });
     await started(p);

@@ -32,10 +32,18 @@ export interface LoopCounters {
   passes: number;
   /** Exceptions thrown out of a machine's poll or nextDeadline (a bug: logged, counted, survived). */
   machineErrors: number;
+  /**
+   * Runs that ended wanting to run again at once — a deadline a machine never passes, or a
+   * machine that wakes the loop in every pass: after SPIN_LIMIT such runs in a row the loop
+   * sleeps 1 ms between runs instead of spinning, and logs once.
+   */
+  spins: number;
 }
 
+const SPIN_LIMIT = 64;
+
 export class Loop {
-  readonly counters: LoopCounters = { runs: 0, passes: 0, machineErrors: 0 };
+  readonly counters: LoopCounters = { runs: 0, passes: 0, machineErrors: 0, spins: 0 };
   private readonly machines: Machine[] = [];
   private readonly maxPasses: number;
   private readonly log: (line: string) => void;
@@ -45,6 +53,8 @@ export class Loop {
   private woken = false;
   private started = false;
   private readonly failed = new Set<string>();
+  /** Consecutive runs that ended with a deadline at or before `now` and no wake. */
+  private dueAgain = 0;
 
   constructor(
     readonly clock: SimClock,
@@ -119,6 +129,18 @@ export class Loop {
     this.timer?.cancel();
     this.timer = undefined;
     this.timerAt = Infinity;
+    if (next <= now) {
+      if (++this.dueAgain >= SPIN_LIMIT) {
+        if (this.counters.spins++ === 0) {
+          const late = this.machines.filter((m) => (this.guard(m, () => m.nextDeadline(now)) ?? Infinity) <= now).map((m) => m.name);
+          const who = late.length > 0 ? late.join(', ') : 'a machine that wakes the loop in every pass';
+          this.log(`loop: ${who} kept asking to run at ${now} without progress; sleeping 1 ms between runs (counted in spins, logged once)`);
+        }
+        next = now + 1;
+      }
+    } else {
+      this.dueAgain = 0;
+    }
     if (Number.isFinite(next)) this.arm(Math.max(now, next));
   }
 

@@ -221,6 +221,11 @@ class ClassQueue<T> {
 }
 
 const ESTIMATE_FRAMES = 256;
+/**
+ * Rounding slack of `ready`: at the time `readyAt` names, the recomputed wait can come out a few
+ * ulps above the limit; without slack the caller would be told "not yet, ask again now" forever.
+ */
+const READY_SLACK_MS = 1e-3;
 
 function rankOf(priority: PriorityClass): number {
   const rank = PRIORITY_CLASSES.indexOf(priority);
@@ -441,7 +446,7 @@ export class Pacer<T = Uint8Array> {
    * transmissions that must slide out of the window (at most those the block needs).
    */
   ready(now: number, priority: PriorityClass): boolean {
-    return this.readyDelay(now, rankOf(priority)) <= this.readyDelayMs;
+    return this.readyDelay(now, rankOf(priority)) <= this.readyDelayMs + READY_SLACK_MS;
   }
 
   /**
@@ -455,8 +460,9 @@ export class Pacer<T = Uint8Array> {
   readyAt(now: number, priority: PriorityClass): number {
     const rank = rankOf(priority);
     const delay = this.readyDelay(now, rank);
-    if (delay <= this.readyDelayMs) return now;
-    const at = now + (delay - this.readyDelayMs);
+    if (delay <= this.readyDelayMs + READY_SLACK_MS) return now;
+    // Never a time that rounds back to `now`: a caller sleeping until then must find it ready.
+    const at = Math.max(now + (delay - this.readyDelayMs), now + READY_SLACK_MS);
     if (this.aheadAirtime(rank) === 0) return at;
     const release = this.nextDeadline(now);
     return release !== undefined && release < at ? release : at;
