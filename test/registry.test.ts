@@ -104,20 +104,11 @@ describe('InterfaceRegistry', () => {
  * A link that takes each frame it is given but answers false ("no more now") until `release()`,
  * which emits 'ready'. Nothing it is given is dropped.
  */
-class GatedLink extends BaseLink {
+class GatedLink extends RecordingLink {
   readonly got: QueuedFrame[] = [];
   accepting = false;
   constructor(name: string, mtu = 255) {
-    super(name, 'test', mtu, new FixedRateAirtimeModel({ maxBytes: mtu }), undefined, 64);
-  }
-  async open(): Promise<void> {
-    this.setState('up');
-  }
-  async close(): Promise<void> {
-    this.setState('closed');
-  }
-  force(state: LinkState): void {
-    this.setState(state);
+    super(name, 'test', mtu, new FixedRateAirtimeModel({ maxBytes: mtu }));
   }
   override send(frame: Uint8Array, options?: SendOptions): boolean {
     this.got.push({ data: frame.slice(), options });
@@ -127,7 +118,7 @@ class GatedLink extends BaseLink {
     this.accepting = true;
     this.emit('ready');
   }
-  protected pump(): void {}
+  protected override pump(): void {}
 }
 
 /** A link whose send throws what `fail` returns for a frame (or takes it when that is undefined). */
