@@ -155,6 +155,37 @@ describe('the gateway loop on a simulated radio (virtual time)', () => {
     expect(a.gw.loop.counters.spins).toBe(0);
   });
 
+  it('under a flood of signed HELLOs from throwaway identities a known neighbour is still delivered', async () => {
+    const p = pair();
+    await started(p);
+    p.clock.advance(60_000);
+    const [a, b] = p.gateways as [(typeof p.gateways)[0], (typeof p.gateways)[0]];
+    const got: string[] = [];
+    b.gw.host!.bind(40).on('message', (_f, _p, bytes) => got.push(new TextDecoder().decode(bytes)));
+    const sa = a.gw.host!.bind(41);
+    const sent: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      // A throwaway identity with a properly signed HELLO (and TC), straight into b's receive path.
+      const secret = new Uint8Array(32).fill(0x5a);
+      new DataView(secret.buffer).setUint32(0, i);
+      const sybil = new MeshNode({ identity: identityFromSecret(secret), epoch: 1 });
+      sybil.addInterface({ name: 'sim', mtu: 255, airtimeMs: () => 10 }, p.clock.now());
+      sybil.poll(p.clock.now() + 1_000);
+      for (const out of sybil.takeOutput()) b.link.emit('frame', { data: out.bytes, at: p.clock.now() });
+      if (i % 40 === 0) {
+        const t = `datagram ${i}`;
+        expect(sa.send(b.node.sid, 40, text(t))).toEqual({ ok: true });
+        sent.push(t);
+        p.clock.advance(2_000);
+      }
+    }
+    p.clock.advance(10_000);
+    expect(got).toEqual(sent);
+    // Most strangers were refused before their signature was checked: the admission budget.
+    expect(b.node.control.counters.admissionRefused).toBeGreaterThan(300);
+    expect(b.node.control.neighbours().find((n) => n.id === a.node.control.id)?.symmetric).toBe(true);
+  });
+
   it('a virtual clock stepped by an hour: no duty-cycle window is exceeded and no timer stalls', async () => {
     const p = pair({ region: 'eu868', frequency: 868_100_000, bandwidth: 125_000 });
     await started(p);
