@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,5 +67,21 @@ describe('the daemon', () => {
     await new Promise((resolve) => first.on('exit', resolve));
     expect(code).toBe(1);
     expect(err).toMatch(/meshgw: another meshgw \(pid \d+\) is already running with key/);
+  });
+
+  it('stops cleanly, releasing its key lock, when whoever reads its events goes away', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgw-daemon-'));
+    const state = join(dir, 'state');
+    const child = spawn(process.execPath, [bin, '--sim', '--status-interval', '0', '--key', join(dir, 'identity.json'), '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    expect(readdirSync(state).some((f) => f.startsWith('lock-'))).toBe(true);
+    child.stdout.destroy(); // as `meshgw | head -1` does once head has its line
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(err).toMatch(/standard output was closed; stopping/);
+    expect(code).toBe(0);
+    expect(readdirSync(state).some((f) => f.startsWith('lock-'))).toBe(false);
+    expect(existsSync(join(dir, 'identity.json'))).toBe(true);
   });
 });

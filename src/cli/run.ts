@@ -154,12 +154,26 @@ export async function runGateway(o: RunOptions): Promise<void> {
     if (err instanceof RegionError || err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
   }
+  const running = daemon;
+  // However the process ends (the last-resort handler exits at once), the key lock goes with it.
+  process.once('exit', () => running.releaseLock());
   const gateway = daemon.gateway;
   log(`meshgw running on ${gateway.registry.list().map((e) => `${e.name} (${e.link.kind})`).join(', ')}; Ctrl-C to stop`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // Whoever read the events went away (`meshgw | head`): stop cleanly rather than die on EPIPE.
+    let closed = false;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') {
+        if (!closed) log('meshgw: standard output was closed; stopping');
+        closed = true;
+        stop();
+      } else {
+        throw err;
+      }
+    });
   });
   await daemon.stop();
   log('meshgw stopped');

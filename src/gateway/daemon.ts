@@ -38,6 +38,8 @@ export interface Daemon {
   /** Whether the node runs on a simulated radio only. */
   readonly simulated: boolean;
   stop(): Promise<void>;
+  /** Releases the key lock at once (for a process that must exit without `stop`). */
+  releaseLock(): void;
 }
 
 interface BuiltInterface {
@@ -179,6 +181,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
           lock.release();
         }
       },
+      releaseLock: () => lock.release(),
     };
   } catch (err) {
     lock.release();
