@@ -83,6 +83,7 @@ import { Rfc5444Reader, type MessageConsumer, type MessageContext } from '../rfc
 import { Rfc5444Writer, sequencedPackets, type AddressHandle, type MessageTlvFinishContext } from '../rfc5444/writer.js';
 import type { Message, Tlv } from '../rfc5444/model.js';
 import type { Endpoint } from '../link/link.js';
+import { DeadlineHeap } from './deadline-heap.js';
 import { sidHex as hex, sidOfSigningKey, type Identity } from './identity.js';
 import type { BootToken } from './seal.js';
 import { ICV_EXT_GENERIC, ICV_LENGTH, TLV_ICV, TLV_KEYS, canonicalMessage, icvValue, verifyIcv } from './signing.js';
@@ -346,84 +347,6 @@ export function nodeIdOf(sid: Uint8Array): string {
   return hex(sid.subarray(0, 16));
 }
 
-/** A binary min-heap of deadlines; entries whose owner moved on are skipped when they come up. */
-class DeadlineHeap {
-  private at: number[] = [];
-  private items: Array<LinkState | TcState> = [];
-
-  get size(): number {
-    return this.at.length;
-  }
-
-  peek(): number {
-    return this.at.length > 0 ? this.at[0]! : Infinity;
-  }
-
-  push(at: number, item: LinkState | TcState): void {
-    this.at.push(at);
-    this.items.push(item);
-    this.up(this.at.length - 1);
-  }
-
-  /** The earliest entry if it is due by `now`. */
-  popDue(now: number): { at: number; item: LinkState | TcState } | undefined {
-    if (this.at.length === 0 || this.at[0]! > now) return undefined;
-    const top = { at: this.at[0]!, item: this.items[0]! };
-    const lastAt = this.at.pop()!;
-    const lastItem = this.items.pop()!;
-    if (this.at.length > 0) {
-      this.at[0] = lastAt;
-      this.items[0] = lastItem;
-      this.down(0);
-    }
-    return top;
-  }
-
-  /** Drops entries that no longer stand for their owner's schedule. */
-  compact(): void {
-    const at: number[] = [];
-    const items: Array<LinkState | TcState> = [];
-    for (let i = 0; i < this.at.length; i++) {
-      const it = this.items[i]!;
-      if (it.alive && it.scheduledAt === this.at[i]) {
-        at.push(this.at[i]!);
-        items.push(it);
-      }
-    }
-    this.at = at;
-    this.items = items;
-    for (let i = (this.at.length >> 1) - 1; i >= 0; i--) this.down(i);
-  }
-
-  private swap(i: number, j: number): void {
-    [this.at[i], this.at[j]] = [this.at[j]!, this.at[i]!];
-    [this.items[i], this.items[j]] = [this.items[j]!, this.items[i]!];
-  }
-
-  private up(i: number): void {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (this.at[p]! <= this.at[i]!) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-
-  private down(i: number): void {
-    const n = this.at.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < n && this.at[l]! < this.at[m]!) m = l;
-      if (r < n && this.at[r]! < this.at[m]!) m = r;
-      if (m === i) return;
-      this.swap(i, m);
-      i = m;
-    }
-  }
-}
-
 export class ControlPlane {
   readonly id: string;
   readonly counters: ControlCounters = {
@@ -473,7 +396,7 @@ export class ControlPlane {
   private readonly tcs = new Map<string, TcState>();
   private edgeCount = 0;
   private readonly verified = new Set<string>();
-  private readonly deadlines = new DeadlineHeap();
+  private readonly deadlines = new DeadlineHeap<LinkState | TcState>();
   private timedCount = 0;
   private output: ControlOutput[] = [];
   /** The kind and generation of the packets the writer is producing now. */
