@@ -78,6 +78,16 @@ export type SendResult = { ok: true } | { ok: false; reason: SendRefusal; messag
 /** What a sink answers for one frame (the pacer's EnqueueResult has this shape). */
 export type SinkResult = { ok: true } | { ok: false; reason: string; message: string; maxBytes?: number };
 
+/** What a sender is told for each reason a sink (the pacer, or the gateway) gives. */
+const SINK_REFUSALS: Readonly<Record<string, SendRefusal>> = {
+  'too-large': 'too-large',
+  dwell: 'too-large',
+  'queue-full': 'queue-full',
+  'flow-full': 'queue-full',
+  evicted: 'queue-full',
+  closed: 'closed',
+};
+
 /** Takes a frame for a link at once (the gateway: the interface's pacer). */
 export type FrameSink = (frame: OutFrame) => SinkResult;
 
@@ -401,8 +411,7 @@ export class MeshNode {
     }
     const r = this.sink(out);
     if (r.ok) return { ok: true };
-    const reason: SendRefusal = r.reason === 'too-large' || r.reason === 'dwell' ? 'too-large' : r.reason === 'closed' ? 'closed' : r.reason.startsWith('queue') || r.reason.startsWith('flow') || r.reason === 'evicted' ? 'queue-full' : 'refused';
-    return this.refuse(reason, `${out.iface}: ${r.message}`, r.maxBytes);
+    return this.refuse(SINK_REFUSALS[r.reason] ?? 'refused', `${out.iface}: ${r.message}`, r.maxBytes);
   }
 
   private collectControl(): void {
