@@ -79,8 +79,8 @@ export class MeshHost extends EventEmitter<HostEvents> {
     const r = this.node.route(sid);
     if (!r) return false;
     if (this.registry.ready(r.iface, this.clock.now(), priority)) return true;
-    this.registry.wantReady(r.iface, priority);
-    this.wake();
+    // A new wait changes the interfaces' next deadline: let the loop re-arm (once, not per ask).
+    if (this.registry.wantReady(r.iface, priority)) this.wake();
     return false;
   }
 

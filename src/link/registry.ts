@@ -235,13 +235,15 @@ export class InterfaceRegistry {
     return e !== undefined && e.link.state === 'up' && !e.blocked && e.pacer.ready(now, priority);
   }
 
-  /** Remembers that somebody waits for `name` to be ready for `priority`; `takeReady` says when. */
-  wantReady(name: string, priority: PriorityClass): void {
+  /** Remembers that somebody waits for `name` to be ready for `priority`; `takeReady` says when. True when the wait is new. */
+  wantReady(name: string, priority: PriorityClass): boolean {
     if (!this.entries.has(name)) throw new Error(`no interface named '${name}'`);
     if (!PRIORITY_CLASSES.includes(priority)) throw new RangeError(`unknown priority class '${String(priority)}'`);
     let waits = this.waiting.get(name);
     if (!waits) this.waiting.set(name, (waits = new Set()));
+    if (waits.has(priority)) return false;
     waits.add(priority);
+    return true;
   }
 
   /** The waited-on (interface, class) pairs that are ready now, in registry and class order; forgotten once returned. */

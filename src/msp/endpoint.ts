@@ -72,6 +72,8 @@ export interface MspOutgoing {
   sid: Uint8Array;
   port: number;
   bytes: Uint8Array;
+  /** The connection that produced it; undefined for the endpoint's own RESETs. */
+  connection?: MspConnection;
 }
 
 /** A connection that ended (state 'closed' or 'error'), reported once by `takeClosed()`. */
@@ -284,14 +286,19 @@ export class MspEndpoint {
   /**
    * Packets to send now. RESETs queued by the endpoint go first, then the connections round
    * robin, one packet each per round, so a bulk connection cannot starve another. Before each
-   * packet, `ready(peerSid, packetsForPeerSoFar)` (default: always) says whether the first hop
-   * towards the peer takes another one, and `maxBytesFor(peerSid)` gives the payload budget (the
+   * packet, `ready(peerSid, packetsForPeerSoFar, connection)` (default: always) says whether the
+   * first hop towards the peer takes another one (from that connection, at its priority), and `maxBytesFor(peerSid)` gives the payload budget (the
    * path MTU; undefined: no path, skip the peer). At most `maxPackets` packets in all.
    */
-  pollTransmit(now: number, maxBytesFor: (peerSid: Uint8Array) => number | undefined, ready?: (peerSid: Uint8Array, packetsSoFar: number) => boolean, maxPackets = Infinity): MspOutgoing[] {
+  pollTransmit(
+    now: number,
+    maxBytesFor: (peerSid: Uint8Array) => number | undefined,
+    ready?: (peerSid: Uint8Array, packetsSoFar: number, connection: MspConnection | undefined) => boolean,
+    maxPackets = Infinity,
+  ): MspOutgoing[] {
     const out: MspOutgoing[] = [];
     const counts = new Map<string, number>();
-    const can = (sid: Uint8Array, sidHex: string): boolean => ready === undefined || ready(sid, counts.get(sidHex) ?? 0);
+    const can = (sid: Uint8Array, sidHex: string, conn?: MspConnection): boolean => ready === undefined || ready(sid, counts.get(sidHex) ?? 0, conn);
     const emitted = (sidHex: string): void => {
       counts.set(sidHex, (counts.get(sidHex) ?? 0) + 1);
     };
@@ -329,14 +336,14 @@ export class MspEndpoint {
             done.add(e);
             continue;
           }
-          if (!can(e.sid, e.sidHex)) continue;
+          if (!can(e.sid, e.sidHex, e.conn)) continue;
           const pkt = e.conn.pollTransmit(now, budget);
           if (pkt === undefined) {
             done.add(e);
             if (e.endedAt !== undefined) e.drained = true;
             continue;
           }
-          out.push({ sid: e.sid, port: e.port, bytes: pkt });
+          out.push({ sid: e.sid, port: e.port, bytes: pkt, connection: e.conn });
           emitted(e.sidHex);
           progress = true;
           next = idx + 1;
