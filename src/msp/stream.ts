@@ -286,6 +286,8 @@ export class MspMessages {
   }
 }
 
+const ignore = (): void => undefined;
+
 export interface MspListenerEvents<T> {
   connection: [T];
   error: [Error];
@@ -328,7 +330,10 @@ export class MspListener<T extends MspStream | MspMessages = MspStream | MspMess
     return {
       next: () => {
         const c = this.backlog.shift();
-        if (c !== undefined) return Promise.resolve({ value: c, done: false });
+        if (c !== undefined) {
+          if (c instanceof MspStream) c.off('error', ignore);
+          return Promise.resolve({ value: c, done: false });
+        }
         if (this.closedFlag) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => this.waiters.push(resolve));
       },
@@ -351,8 +356,11 @@ export class MspListener<T extends MspStream | MspMessages = MspStream | MspMess
     const w = this.waiters.shift();
     if (w) w({ value: conn, done: false });
     else if (this.listenerCount('connection') > 0) this.emit('connection', conn);
-    else if (this.backlog.length < (this.options.backlog ?? 16)) this.backlog.push(conn);
-    else {
+    else if (this.backlog.length < (this.options.backlog ?? 16)) {
+      // Until somebody takes it, a failure of a waiting stream must not be an unhandled 'error'.
+      if (conn instanceof MspStream) conn.on('error', ignore);
+      this.backlog.push(conn);
+    } else {
       this.sockets.close(sock);
       return 0;
     }
