@@ -14,14 +14,31 @@
  */
 import type { Gateway, GatewayService } from '../gateway/gateway.js';
 import type { MeshHost } from '../gateway/host.js';
+import type { InterfaceRegistry } from '../link/registry.js';
+import { pathEstimateFromAirtime, type MspPathEstimate } from './connection.js';
 import { MspSockets, type MspDatagramPort, type MspNetwork, type MspSocketsOptions } from './sockets.js';
 import { MspListener, MspMessages, MspStream, type MspStreamOptions } from './stream.js';
 
 export type MspServiceOptions = MspSocketsOptions;
 
-/** The mesh host as MSP's network. */
-export function hostNetwork(host: MeshHost): MspNetwork {
+/** Driver kinds whose two directions do not share one radio channel. */
+const FULL_DUPLEX_KINDS = new Set(['udp', 'tcp', 'mqtt']);
+
+/** The mesh host as MSP's network; with the registry, connections also get the first hop's airtime. */
+export function hostNetwork(host: MeshHost, registry?: InterfaceRegistry): MspNetwork {
   return {
+    pathEstimate(sid): MspPathEstimate | undefined {
+      const route = host.route(sid);
+      const entry = route ? registry?.get(route.iface) : undefined;
+      if (route === undefined || entry === undefined || route.maxPayload <= 0) return undefined;
+      const meshOverhead = Math.max(0, route.pathMtu - route.maxPayload);
+      const model = entry.link.airtime;
+      const duty = entry.rules.dutyCycle?.fraction;
+      return pathEstimateFromAirtime((n) => model.airtimeMs(Math.min(model.maxBytes, n + meshOverhead)), route.maxPayload, {
+        halfDuplex: !FULL_DUPLEX_KINDS.has(entry.link.kind),
+        ...(duty !== undefined ? { dutyFraction: duty } : {}),
+      });
+    },
     sid: host.sid,
     bind(port, onDatagram): MspDatagramPort {
       const socket = host.bind(port);
@@ -56,7 +73,7 @@ export class MspService implements GatewayService {
     if (host === undefined) throw new Error('MSP needs a gateway with a mesh node');
     this.wake = () => gateway.loop.wake();
     this.now = gateway.clock.now();
-    this.attach(new MspSockets(hostNetwork(host), this.options), host);
+    this.attach(new MspSockets(hostNetwork(host, gateway.registry), this.options), host);
   }
 
   /** Runs over any MspNetwork (tests, other transports) with the owner's wake; `poll` must then be called by the owner's loop. */
@@ -66,7 +83,10 @@ export class MspService implements GatewayService {
     sockets.onWake = () => this.wake();
     if (host) {
       host.on('ready', () => this.wake());
-      host.on('route-changed', () => this.wake());
+      host.on('route-changed', () => {
+        sockets.pathsChanged();
+        this.wake();
+      });
     }
   }
 

@@ -25,7 +25,7 @@
  * RESET), and no other socket is touched.
  */
 import { randomInt } from 'node:crypto';
-import { MSP_CONNECTION_DEFAULTS, type MspConnection } from './connection.js';
+import { MSP_CONNECTION_DEFAULTS, type MspConnection, type MspPathEstimate } from './connection.js';
 import { MspEndpoint, type MspEndpointOptions, type MspOutgoing } from './endpoint.js';
 import { FLAG_NUMBERED } from './wire.js';
 
@@ -108,6 +108,8 @@ export interface MspNetwork {
   maxPayload(sid: Uint8Array): number | undefined;
   /** Whether the first hop towards `sid` takes a packet of `priority` now (cheap; ask per packet). */
   ready(sid: Uint8Array, priority: 'bulk' | 'interactive' | 'ack'): boolean;
+  /** The first hop towards `sid` as an airtime estimate (RTO, ack policy); undefined when unknown. */
+  pathEstimate?(sid: Uint8Array): MspPathEstimate | undefined;
 }
 
 export interface MspDatagramPort {
@@ -142,6 +144,8 @@ export interface MspSocketsStats {
 /** Bytes of MSP framing counted against the path payload: a DATA packet with an ACK of one range and a WINDOW. */
 const MESSAGE_HEADROOM = 16;
 const DEFAULT_PATH_PAYLOAD = 150;
+/** Packets one `processing` hands to the network at most (a fast link takes the rest in the next pass). */
+const MAX_PACKETS_PER_PROCESSING = 256;
 
 type Phase = 'initialising' | 'listening' | 'data' | 'closed';
 
@@ -206,6 +210,8 @@ export class MspSockets {
   private readonly maxQueuedBytes: number;
   /** Something arrived or changed since the last processing: run again now. */
   private dirty = false;
+  /** Routes changed: every connection's path estimate is read again at the next processing. */
+  private pathsStale = false;
   private lastNow = 0;
   private readonly random: () => number = () => randomInt(0, 0x1_0000_0000) / 0x1_0000_0000;
 
@@ -360,6 +366,12 @@ export class MspSockets {
     this.onWake?.();
   }
 
+  /** Routes changed: the connections' path estimates are refreshed at the next processing. */
+  pathsChanged(): void {
+    this.pathsStale = true;
+    this.dirty = true;
+  }
+
   /** Asks for a `processing` soon (a reader that was full has room again). */
   kick(): void {
     this.dirty = true;
@@ -453,6 +465,10 @@ export class MspSockets {
     this.dirty = false;
     for (const ps of this.ports.values()) ps.endpoint.poll(now);
     this.acceptNew();
+    if (this.pathsStale) {
+      this.pathsStale = false;
+      for (const s of this.sockets.values()) if (s.conn !== undefined && s.phase === 'data') this.estimatePath(s);
+    }
     for (const s of [...this.sockets.values()]) this.serve(s);
     this.transmit(now);
     this.releasePorts();
@@ -514,9 +530,16 @@ export class MspSockets {
   private attach(s: SocketRecord, conn: MspConnection): void {
     s.conn = conn;
     s.phase = 'data';
+    this.estimatePath(s);
     s.dataOutDue = true;
     this.byConnection.set(conn, s);
     this.dirty = true;
+  }
+
+  private estimatePath(s: SocketRecord): void {
+    if (s.remote === undefined || s.conn === undefined || this.network.pathEstimate === undefined) return;
+    const p = this.network.pathEstimate(s.remote.sid);
+    if (p !== undefined) s.conn.setPathEstimate(p);
   }
 
   private acceptNew(): void {
@@ -700,13 +723,15 @@ export class MspSockets {
 
   private transmit(now: number): void {
     const net = this.network;
+    const budget = (sid: Uint8Array): number | undefined => net.maxPayload(sid);
+    const ready = (sid: Uint8Array, _n: number, conn: MspConnection | undefined): boolean =>
+      net.ready(sid, conn === undefined ? 'ack' : (this.byConnection.get(conn)?.priority ?? 'bulk'));
     for (const ps of this.ports.values()) {
-      const out: MspOutgoing[] = ps.endpoint.pollTransmit(
-        now,
-        (sid) => net.maxPayload(sid),
-        (sid, _n, conn) => net.ready(sid, conn === undefined ? 'ack' : (this.byConnection.get(conn)?.priority ?? 'bulk')),
-      );
-      for (const o of out) {
+      // One packet per call: each goes into the first hop's pacer before `ready` is asked again.
+      for (let n = 0; n < MAX_PACKETS_PER_PROCESSING; n++) {
+        const out: MspOutgoing[] = ps.endpoint.pollTransmit(now, budget, ready, 1);
+        const o = out[0];
+        if (o === undefined) break;
         const numbered = (o.bytes[0]! & FLAG_NUMBERED) !== 0;
         const priority = !numbered ? 'ack' : o.connection ? (this.byConnection.get(o.connection)?.priority ?? 'bulk') : 'bulk';
         const r = ps.dgram.send(o.sid, o.port, o.bytes, priority);
