@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { MspListener, MspMessages, MspStream, MspStreamError } from '../src/msp/stream.js';
 import { Prng } from '../src/link/prng.js';
+import type { MspSocketsOptions } from '../src/msp/sockets.js';
 import { Fabric } from './msp-fabric.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -24,7 +25,7 @@ async function drive(fabric: Fabric, done: () => boolean, stepMs = 50, maxMs = 6
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-function setup(options: ConstructorParameters<typeof Fabric['prototype']['node']>[1] = {}) {
+function setup(options: MspSocketsOptions = {}) {
   const fabric = new Fabric();
   const a = fabric.node(1, options);
   const b = fabric.node(2, options);
