@@ -20,6 +20,7 @@ import { acquireKeyLock } from '../mesh/lock.js';
 import { MeshNode } from '../mesh/node.js';
 import { newBootNonce } from '../mesh/seal.js';
 import { validateConfig, interfaceName, type DaemonConfig, type InterfaceSpec } from './config.js';
+import { MspService } from '../msp/service.js';
 import { Gateway, type GatewayEvent, type GatewayService } from './gateway.js';
 import type { MeshHost } from './host.js';
 
@@ -35,6 +36,8 @@ export interface Daemon {
   readonly node: MeshNode;
   readonly gateway: Gateway;
   readonly host: MeshHost;
+  /** MSP streams over the mesh (the seed's socket API is `msp.sockets`). */
+  readonly msp: MspService;
   /** Whether the node runs on a simulated radio only. */
   readonly simulated: boolean;
   stop(): Promise<void>;
@@ -155,11 +158,12 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     const boot = { epoch: nextEpoch(epochFile), nonce: newBootNonce() };
     const node = new MeshNode({ identity, boot, nextEpoch: () => nextEpoch(epochFile), log });
     const { interfaces, services } = buildInterfaces(config, clock, log);
+    const msp = new MspService({ log });
     const gateway = new Gateway({
       clock,
       interfaces,
       mesh: node,
-      services,
+      services: [msp, ...services],
       ...(config.pcap ? { capture: new PcapngFile(config.pcap) } : {}),
       ...(io.onEvent ? { onEvent: io.onEvent } : {}),
       statusIntervalMs: config.statusIntervalMs,
@@ -173,6 +177,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       node,
       gateway,
       host: gateway.host!,
+      msp,
       simulated,
       stop: async () => {
         try {
