@@ -359,3 +359,48 @@ describe('MSP sockets: the lifecycle of the seed', () => {
     expect(streams).toEqual(Array.from({ length: n }, (_, i) => [0, 1, 2, 3, 4].map((k) => `${i}:${k}`).join(' ')).sort());
   });
 });
+
+describe('MSP sockets under attack', () => {
+  it('a flood of connection attempts from one peer is capped per peer and does not starve another peer', () => {
+    const fabric = new Fabric();
+    const attacker = fabric.node(1);
+    const honest = fabric.node(3);
+    const b = fabric.node(2);
+    const l = b.sockets.socket();
+    b.sockets.setLocal(l, { port: 40 });
+    const got: Array<{ sock: number; payload: string }> = [];
+    b.sockets.setHandler(l, (sock, _state, payload) => {
+      if (payload) got.push({ sock: sock.id, payload: str(payload) });
+      return payload?.length ?? 0;
+    });
+    b.sockets.listen(l);
+    const flood: MspSocket[] = [];
+    for (let i = 0; i < 15; i++) {
+      // The attacker's own node caps it at 16 per peer; it uses 15 here and more from other ports.
+      const c = attacker.sockets.socket();
+      attacker.sockets.connect(c, { sid: b.sid, port: 40 });
+      attacker.sockets.send(c, text(`flood ${i}`));
+      flood.push(c);
+    }
+    // A second local port gives the attacker more connections on its side; b's per-peer cap holds.
+    for (let i = 0; i < 15; i++) {
+      const c = attacker.sockets.socket();
+      attacker.sockets.setLocal(c, { port: 100 });
+      attacker.sockets.connect(c, { sid: b.sid, port: 40 });
+      attacker.sockets.send(c, text(`more ${i}`));
+      flood.push(c);
+    }
+    const h = honest.sockets.socket();
+    honest.sockets.connect(h, { sid: b.sid, port: 40 });
+    honest.sockets.send(h, text('hello from an honest node'));
+    fabric.run(5000);
+    const fromAttacker = new Set(got.filter((x) => /^(flood|more)/.test(x.payload)).map((x) => x.sock));
+    expect(fromAttacker.size).toBe(16); // maxConnectionsPerPeer
+    expect(got.some((x) => x.payload === 'hello from an honest node')).toBe(true);
+    // The refused ones are told by RESET (10 per second at most, so some learn it only when their
+    // OPEN is retransmitted): all closed on the attacker's side after a while.
+    fabric.run(30_000);
+    expect(b.sockets.stats.connectionsAccepted).toBe(17);
+    expect(flood.filter((c) => attacker.sockets.closed(c))).toHaveLength(30 - 16);
+  });
+});

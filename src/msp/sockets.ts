@@ -728,7 +728,11 @@ export class MspSockets {
       net.ready(sid, conn === undefined ? 'ack' : (this.byConnection.get(conn)?.priority ?? 'bulk'));
     for (const ps of this.ports.values()) {
       // One packet per call: each goes into the first hop's pacer before `ready` is asked again.
-      for (let n = 0; n < MAX_PACKETS_PER_PROCESSING; n++) {
+      for (let n = 0; ; n++) {
+        if (n === MAX_PACKETS_PER_PROCESSING) {
+          this.dirty = true; // more may be waiting: the next pass takes them
+          break;
+        }
         const out: MspOutgoing[] = ps.endpoint.pollTransmit(now, budget, ready, 1);
         const o = out[0];
         if (o === undefined) break;
