@@ -132,7 +132,10 @@ export class MspStream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.closedByMsp && this.sockets.isValid(this.socket)) this.sockets.close(this.socket);
+    // Both sides done (the auto-destroy after 'end' and 'finish'): MSP still delivers our FIN and
+    // closes the socket by itself. Anything else drops the connection (RESET to the peer).
+    const graceful = err === null && this.readEnded && this.writableFinished;
+    if (!graceful && !this.closedByMsp && this.sockets.isValid(this.socket)) this.sockets.close(this.socket);
     if (this.pending) {
       const p = this.pending;
       this.pending = undefined;
