@@ -105,6 +105,32 @@ describe('MspStream (Duplex)', () => {
     expect(received).toBe(total);
   });
 
+  it('a half-close echo ends both streams gracefully: no RESET, no error', async () => {
+    const { fabric, a, b } = setup();
+    const events: string[] = [];
+    const listener = new MspListener<MspStream>(b.sockets, 40);
+    listener.on('connection', (s: MspStream) => {
+      s.on('data', () => undefined);
+      s.on('end', () => s.end(Buffer.from('bye')));
+      s.on('error', (e) => events.push(`b error ${(e as Error).message}`));
+      s.on('close', () => events.push('b close'));
+    });
+    const c = MspStream.connect(a.sockets, b.sid, 40);
+    const back: Buffer[] = [];
+    c.on('data', (x: Buffer) => back.push(x));
+    c.on('error', (e) => events.push(`a error ${(e as Error).message}`));
+    c.on('close', () => events.push('a close'));
+    c.end(Buffer.from('hello'));
+    await drive(fabric, () => events.includes('a close') && events.includes('b close'), 50, 30_000);
+    expect(events.filter((e) => e.includes('error'))).toEqual([]);
+    expect(events).toContain('a close');
+    expect(events).toContain('b close');
+    expect(Buffer.concat(back).toString()).toBe('bye');
+    await drive(fabric, () => a.sockets.size === 0 && b.sockets.size === 1, 100, 30_000);
+    expect(a.sockets.size).toBe(0); // the data socket closed by itself (CLOSED), only b's listener is left
+    expect(b.sockets.size).toBe(1);
+  });
+
   it('an MSP failure destroys the stream with a typed error', async () => {
     const { fabric, a, b } = setup({ endpoint: { connection: { idleTimeoutMs: 10_000, keepAliveMs: 2_000 } } });
     new MspListener(b.sockets, 40);
