@@ -262,7 +262,7 @@ export class MspSockets {
   }
 
   setLocal(sock: MspSocket, addr: MspLocalAddress): void {
-    const s = this.initialising(sock, 'setLocal');
+    const s = this.settingUp(sock, 'setLocal');
     if (addr.sid !== undefined && addr.sid !== 'primary' && addr.sid !== 'all' && !sameBytes(addr.sid, this.network.sid))
       throw new MspSocketError('EINVAL', `SID ${hex(addr.sid).slice(0, 16)}… is not this node's`);
     if (!Number.isInteger(addr.port) || addr.port < 0 || addr.port > 255) throw new MspSocketError('EINVAL', `port must be 0..255, got ${addr.port}`);
@@ -282,7 +282,7 @@ export class MspSockets {
 
   /** Listens on the local port set by `setLocal` (not 0). */
   listen(sock: MspSocket): void {
-    const s = this.initialising(sock, 'listen');
+    const s = this.settingUp(sock, 'listen');
     if (s.localPort === 0) throw new MspSocketError('EINVAL', 'listen needs a local port (setLocal with a port above 0)');
     const ps = this.portFor(s.localPort);
     if (ps.listener !== undefined) throw new MspSocketError('EADDRINUSE', `port ${s.localPort} already has a listener`);
@@ -296,7 +296,7 @@ export class MspSockets {
 
   /** Connects to `remote`; no IO: sends are queued for the first packet. */
   connect(sock: MspSocket, remote: MspAddress): void {
-    const s = this.initialising(sock, 'connect');
+    const s = this.settingUp(sock, 'connect');
     if (!(remote.sid instanceof Uint8Array) || remote.sid.length !== 32) throw new MspSocketError('EINVAL', 'the remote SID must be 32 bytes');
     if (!Number.isInteger(remote.port) || remote.port < 1 || remote.port > 255) throw new MspSocketError('EINVAL', `remote port must be 1..255, got ${remote.port}`);
     const ps = s.localPort === 0 ? this.shared() : this.portFor(s.localPort);
@@ -394,14 +394,8 @@ export class MspSockets {
     const s = this.sockets.get(sock.id);
     return s !== undefined && s.phase !== 'closed';
   }
-  initialising(sock: MspSocket): boolean;
-  initialising(sock: MspSocket, call: string): SocketRecord;
-  initialising(sock: MspSocket, call?: string): boolean | SocketRecord {
-    const s = this.sockets.get(sock.id);
-    if (call === undefined) return s?.phase === 'initialising';
-    const live = this.live(sock, call);
-    if (live.phase !== 'initialising') throw new MspSocketError('EINVAL', `${call} on socket ${sock.id}, which is already ${live.phase === 'data' ? 'connected' : live.phase}`);
-    return s!;
+  initialising(sock: MspSocket): boolean {
+    return this.sockets.get(sock.id)?.phase === 'initialising';
   }
   open(sock: MspSocket): boolean {
     return this.isValid(sock);
@@ -489,6 +483,13 @@ export class MspSockets {
 
   // ===========================================================================================
   // Internals
+
+  /** The record of a socket still being set up, for `call`; a typed error otherwise. */
+  private settingUp(sock: MspSocket, call: string): SocketRecord {
+    const s = this.live(sock, call);
+    if (s.phase !== 'initialising') throw new MspSocketError('EINVAL', `${call} on socket ${sock.id}, which is already ${s.phase === 'data' ? 'connected' : s.phase}`);
+    return s;
+  }
 
   private live(sock: MspSocket, call: string): SocketRecord {
     const s = this.sockets.get(sock.id);
