@@ -610,3 +610,236 @@ describe('MspConnection property', () => {
     expect(errors).toBeGreaterThan(0);
   });
 });
+
+describe('MspConnection path estimate', () => {
+  const conn = (options: MspConnectionOptions) => new MspConnection({ role: 'initiator', connectionId: 7, now: 0, options });
+  const wifi = { perPacketMs: 0.0256, msPerByte: 0.0008, maxPacketBytes: 1168, propagationMs: 5 };
+  const afsk = { perPacketMs: 480, msPerByte: 8, maxPacketBytes: 224, propagationMs: 1, halfDuplex: true };
+  const lora = { perPacketMs: 120, msPerByte: 5, maxPacketBytes: 223, propagationMs: 1, dutyFraction: 0.01, halfDuplex: true };
+
+  it('without one, the radio defaults apply unchanged', () => {
+    const c = conn({});
+    expect(c.minRtoInUseMs).toBe(1000);
+    expect(c.rtoMs).toBe(3000);
+    expect(c.ackPolicy).toEqual({ delayMs: 200, every: 2, coalesceGaps: false });
+    expect(c.idleTimeoutInUseMs).toBe(180_000);
+  });
+
+  it('a fast path lowers the RTO floor and the ACK delay; setPathEstimate(undefined) restores them', () => {
+    const c = conn({});
+    c.setPathEstimate(wifi);
+    // Round trip of a full packet and an ACK: 2 × 5 + 0.96 + 0.04 ≈ 11 ms.
+    expect(c.minRtoInUseMs).toBeGreaterThan(20);
+    expect(c.minRtoInUseMs).toBeLessThan(50);
+    expect(c.rtoMs).toBeLessThan(50);
+    expect(c.ackPolicy.delayMs).toBeLessThan(10);
+    expect(c.ackPolicy.every).toBe(2);
+    c.setPathEstimate(undefined);
+    expect(c.minRtoInUseMs).toBe(1000);
+    expect(c.ackPolicy.delayMs).toBe(200);
+  });
+
+  it('a slow shared channel keeps the 1 s floor and coalesces ACKs', () => {
+    const c = conn({ path: afsk });
+    expect(c.minRtoInUseMs).toBe(1000);
+    const p = c.ackPolicy;
+    expect(p.coalesceGaps).toBe(true);
+    expect(p.every).toBeGreaterThan(4);
+    expect(p.delayMs).toBeGreaterThan(p.every * 2000);
+  });
+
+  it('an estimate with a non-finite or negative field counts as none', () => {
+    const c = conn({ path: { ...wifi, propagationMs: Number.NaN } });
+    expect(c.pathEstimate).toBeUndefined();
+    expect(c.minRtoInUseMs).toBe(1000);
+    c.setPathEstimate({ ...lora, dutyFraction: 0 });
+    expect(c.idleTimeoutInUseMs).toBe(180_000);
+  });
+
+  it('a duty-cycled path stretches the idle timeout over many send intervals', () => {
+    const c = conn({ path: lora });
+    // A full packet: 120 + 223 × 5 ms ≈ 1.2 s of airtime, one per ≈ 124 s at 1 %.
+    expect(c.idleTimeoutInUseMs).toBeGreaterThan(16 * 120_000);
+    expect(c.ackPolicy.every).toBe(2);
+  });
+
+  it('on a shared channel, out-of-order packets do not each draw an ACK', () => {
+    const a = conn({ path: afsk });
+    const b = new MspConnection({ role: 'responder', connectionId: 7, now: 0, options: { path: afsk } });
+    const every = b.ackPolicy.every;
+    for (let i = 0; i < every + 2; i++) a.send(new Uint8Array(100).fill(i), 0);
+    const pkts: Uint8Array[] = [];
+    for (let i = 0; i < every + 2; i++) pkts.push(a.pollTransmit(i * 2500, 224)!);
+    // Packet 0 lost: the rest arrive out of order.
+    let acks = 0;
+    for (let i = 1; i < pkts.length; i++) {
+      b.handlePacket(pkts[i]!, i * 2500 + 2400);
+      if (b.pollTransmit(i * 2500 + 2400, 224) !== undefined) acks++;
+    }
+    expect(acks).toBe(1); // once `every` packets are pending, not per gap
+  });
+});
+
+describe('MspConnection on a shared half-duplex channel', () => {
+  const afsk = { perPacketMs: 480, msPerByte: 8, maxPacketBytes: 224, propagationMs: 1, halfDuplex: true };
+  const pair = () => ({
+    a: new MspConnection({ role: 'initiator', connectionId: 7, now: 0, options: { path: afsk } }),
+    b: new MspConnection({ role: 'responder', connectionId: 7, now: 0, options: { path: afsk } }),
+  });
+
+  it('pauses DATA after twice the ACK interval without an ACK, and resumes when one arrives', () => {
+    const { a, b } = pair();
+    const every = a.ackPolicy.every;
+    for (let i = 0; i < 6 * every; i++) a.send(new Uint8Array(200).fill(i), 0);
+    const burst: Uint8Array[] = [];
+    for (let p = a.pollTransmit(0, 224); p !== undefined; p = a.pollTransmit(0, 224)) burst.push(p);
+    // The channel is left for the peer's ACK: no more DATA although the window has room.
+    expect(burst).toHaveLength(2 * every);
+    for (const p of burst) b.handlePacket(p, 100);
+    const ack = b.pollTransmit(100, 224)!;
+    expect(ack).toBeDefined();
+    a.handlePacket(ack, 200);
+    expect(a.pollTransmit(200, 224)).toBeDefined();
+  });
+
+  it('the receiver counts the packets it missed towards its ACK interval', () => {
+    const { a, b } = pair();
+    const every = b.ackPolicy.every;
+    for (let i = 0; i < every; i++) a.send(new Uint8Array(200).fill(i), 0);
+    const pkts: Uint8Array[] = [];
+    for (let i = 0; i < every; i++) pkts.push(a.pollTransmit(0, 224)!);
+    // Half of them are lost; the last arrives: the ACK is due at once, not after the quiet timer.
+    for (let i = 0; i < every; i++) if (i % 2 === 1 || i === every - 1) b.handlePacket(pkts[i]!, 10);
+    expect(b.pollTransmit(10, 224)).toBeDefined();
+  });
+
+  it('an RTO resends only the oldest unacknowledged packet', () => {
+    const { a } = pair();
+    for (let i = 0; i < 4; i++) a.send(new Uint8Array(200).fill(i), 0);
+    for (let i = 0; i < 4; i++) expect(a.pollTransmit(0, 224)).toBeDefined();
+    let t = 0;
+    let again: Uint8Array | undefined;
+    while (again === undefined && t < 120_000) again = a.pollTransmit((t += 100), 224);
+    expect(again).toBeDefined();
+    expect(a.stats.timeouts).toBe(1);
+    expect(a.stats.retransmissions).toBe(1);
+    // The rest wait for the ACKs that one draws (or the next RTO), not resent in a burst.
+    const next = a.pollTransmit(t, 224);
+    const carriesData = (p: Uint8Array): boolean => {
+      const d = decodePacket(p);
+      return d.ok && d.packet.frames.some((f) => f.type === 'data');
+    };
+    expect(next === undefined || !carriesData(next)).toBe(true);
+    expect(a.stats.retransmissions).toBe(1);
+  });
+});
+
+describe('MspConnection FEC', () => {
+  const opts = (fec: 'on' | 'auto' | 'off', extra: MspConnectionOptions = {}): MspConnectionOptions => ({ ...TEST_OPTIONS, fec, fecEvery: 4, fecSpan: 8, ...extra });
+
+  it('a lost DATA packet is recovered from a REPAIR, acknowledged as received and never retransmitted', () => {
+    const a = new MspConnection({ role: 'initiator', connectionId: 9, now: 0, options: opts('on') });
+    const b = new MspConnection({ role: 'responder', connectionId: 9, now: 0, options: opts('off') });
+    const msgs = [0, 1, 2, 3].map((i) => bytesOf(150, 50 + i));
+    for (const m of msgs) a.send(m, 0);
+    const pkts: Uint8Array[] = [];
+    for (let p = a.pollTransmit(0, 200); p !== undefined; p = a.pollTransmit(0, 200)) pkts.push(p);
+    expect(pkts.length).toBe(5); // 4 DATA, then the REPAIR
+    const types = pkts.map((p) => decodePacket(p)).map((d) => (d.ok ? d.packet.frames.at(-1)!.type : 'bad'));
+    expect(types).toEqual(['data', 'data', 'data', 'data', 'repair']);
+    expect(pkts.every((p) => p.length <= 200)).toBe(true);
+    expect(a.stats.repairsSent).toBe(1);
+    // Packet 1 is lost; the REPAIR fills it in.
+    for (const i of [0, 2, 3, 4]) b.handlePacket(pkts[i]!, 50);
+    expect(b.stats.repairsReceived).toBe(1);
+    expect(b.stats.repairsRecovered).toBe(1);
+    expect(b.takeReceived().map(hex)).toEqual(msgs.map(hex));
+    const ack = b.pollTransmit(60, 200)!;
+    const d = decodePacket(ack);
+    expect(d.ok && (d.packet.frames.find((f) => f.type === 'ack') as AckFrame).cumulative).toBe(4);
+    a.handlePacket(ack, 100);
+    expect(a.queuedBytes).toBe(0);
+    // Long past any RTO (but before the keep-alive): nothing to send again.
+    a.handleTimeout(10_000);
+    expect(a.pollTransmit(10_000, 200)).toBeUndefined();
+    expect(a.stats.retransmissions).toBe(0);
+  });
+
+  it('setFecMode switches REPAIRs per connection', () => {
+    const a = new MspConnection({ role: 'initiator', connectionId: 9, now: 0, options: opts('off') });
+    for (let i = 0; i < 8; i++) a.send(bytesOf(100, i), 0);
+    for (let i = 0; i < 4; i++) a.pollTransmit(0, 200);
+    expect(a.stats.repairsSent).toBe(0);
+    a.setFecMode('on');
+    expect(a.fec).toMatchObject({ mode: 'on', active: true });
+    const kinds: string[] = [];
+    for (let p = a.pollTransmit(0, 200); p !== undefined; p = a.pollTransmit(0, 200)) {
+      const d = decodePacket(p);
+      kinds.push(d.ok ? d.packet.frames.at(-1)!.type : 'bad');
+    }
+    expect(kinds).toEqual(['data', 'data', 'data', 'data', 'repair']);
+    a.setFecMode('off');
+    expect(a.fec.active).toBe(false);
+  });
+
+  it('the fast-retransmit check waits for packets sent after the REPAIR', () => {
+    const a = new MspConnection({ role: 'initiator', connectionId: 9, now: 0, options: opts('on') });
+    const b = new MspConnection({ role: 'responder', connectionId: 9, now: 0, options: opts('off', { ackDelayMs: 1 }) });
+    for (let i = 0; i < 4; i++) a.send(bytesOf(150, i), 0);
+    const pkts: Uint8Array[] = [];
+    for (let p = a.pollTransmit(0, 200); p !== undefined; p = a.pollTransmit(0, 200)) pkts.push(p);
+    // Packet 0 lost; 1, 2, 3 arrive and are acknowledged before the REPAIR does.
+    for (const i of [1, 2, 3]) b.handlePacket(pkts[i]!, 10);
+    a.handlePacket(b.pollTransmit(10, 200)!, 20);
+    expect(a.stats.fastRetransmits).toBe(0);
+    a.send(bytesOf(10, 9), 20);
+    const next = decodePacket(a.pollTransmit(20, 200)!);
+    expect(next.ok && next.packet.packetNumber).toBe(4); // new data, not packet 0 again
+  });
+
+  it("'auto' turns REPAIRs on at high loss and off when the loss is gone", () => {
+    const sim = new Sim({ seed: 3, loss: 0.3, budget: 200 }, opts('auto', { fecOnLoss: 0.1, fecOffLoss: 0.02 }));
+    const data = bytesOf(40_000, 4);
+    const msgs: Uint8Array[] = [];
+    for (let at = 0; at < data.length; at += 500) msgs.push(data.subarray(at, at + 500));
+    sim.onStep = feeder(sim.a, msgs, false);
+    const got: Uint8Array[] = [];
+    let seenOn = false;
+    sim.run(() => {
+      got.push(...sim.b.takeReceived());
+      seenOn ||= sim.a.fec.active;
+      return got.length === msgs.length;
+    });
+    expect(seenOn).toBe(true);
+    expect(sim.a.stats.repairsSent).toBeGreaterThan(0);
+    expect(sim.b.stats.repairsRecovered).toBeGreaterThan(0);
+    expect(Buffer.concat(got).equals(Buffer.from(data))).toBe(true);
+    // A clean channel: the estimate falls and REPAIRs stop.
+    sim.ch.loss = 0;
+    const more = Array.from({ length: 200 }, (_, i) => bytesOf(500, 1000 + i));
+    sim.onStep = feeder(sim.a, more, false);
+    const got2: Uint8Array[] = [];
+    sim.run(() => {
+      got2.push(...sim.b.takeReceived());
+      return got2.length === more.length;
+    });
+    expect(got2.map(hex)).toEqual(more.map(hex));
+    expect(sim.a.fec.active).toBe(false);
+    expect(sim.a.fec.lossEstimate).toBeLessThan(0.02);
+  });
+
+  it('moves 64 KiB intact at 30 % loss with FEC on at both ends, recovering packets', () => {
+    const sim = new Sim({ seed: 11, loss: 0.3, dup: 0.05, reorder: 0.1 }, opts('on'));
+    const data = bytesOf(65_536, 12);
+    const msgs: Uint8Array[] = [];
+    for (let at = 0; at < data.length; at += 3000) msgs.push(data.subarray(at, at + 3000));
+    sim.onStep = feeder(sim.a, msgs, true);
+    const got: Uint8Array[] = [];
+    sim.run(() => {
+      got.push(...sim.b.takeReceived());
+      return sim.b.shutdownRemote;
+    });
+    expect(Buffer.concat(got).equals(Buffer.from(data))).toBe(true);
+    expect(sim.b.stats.repairsRecovered).toBeGreaterThan(10);
+  });
+});

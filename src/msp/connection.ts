@@ -6,6 +6,11 @@
  *
  * Timeouts are folded in: `handlePacket` and `pollTransmit` first run `handleTimeout(now)`, so a
  * host may call `handleTimeout` explicitly at the deadline or simply poll; both are idempotent.
+ *
+ * The owner tells the connection what the first hop costs (`setPathEstimate`, or `options.path`):
+ * the RTO floor, the ACK policy and the idle timeout follow the path (SPEC.md, "The path
+ * estimate"). FEC (`options.fec`, `setFecMode`) sends REPAIR packets over the newest unacknowledged
+ * DATA packets; the receiving side always decodes them (`RepairDecoder`, fec.ts).
  */
 import {
   DATA_OVERHEAD,
@@ -23,7 +28,10 @@ import {
   type MspErrorCode,
   type MspFrame,
   type MspPacket,
+  type RepairFrame,
+  MAX_REPAIR_COUNT,
 } from './wire.js';
+import { RepairDecoder, encodeRepair, frameOfSymbol, type Recovered } from './fec.js';
 
 export type MspRole = 'initiator' | 'responder';
 export type MspConnectionState = 'open' | 'closing' | 'closed' | 'error';
@@ -46,8 +54,53 @@ export interface MspConnectionOptions {
   idleTimeoutMs?: number;
   /** Send a PING when nothing was sent for this long. Default 45,000 (a quarter of the idle timeout). */
   keepAliveMs?: number;
-  /** Longest delay of an acknowledgement of a single in-order packet. Default 200. */
+  /** Longest delay of an acknowledgement of a single in-order packet. Default 200 (shortened on a fast path, lengthened on a half-duplex channel). */
   ackDelayMs?: number;
+  /** The first hop as the host sees it (see `setPathEstimate`). Default: unknown (the radio defaults above apply unchanged). */
+  path?: MspPathEstimate;
+  /** Forward error correction by REPAIR packets: 'off', 'on', or 'auto' (on while measured loss is high). Default 'off'. */
+  fec?: MspFecMode;
+  /** A REPAIR after every this many new DATA packets (and when the send queue runs dry). Default 8. */
+  fecEvery?: number;
+  /** A REPAIR covers the newest this many unacknowledged numbers at most (≤ 64). Default 16. */
+  fecSpan?: number;
+  /** 'auto' turns FEC on when the measured first-transmission loss exceeds this. Default 0.05. */
+  fecOnLoss?: number;
+  /** 'auto' turns FEC off again when the measured loss falls below this. Default 0.02. */
+  fecOffLoss?: number;
+}
+
+export type MspFecMode = 'off' | 'on' | 'auto';
+
+/**
+ * What the host knows of the first hop (from the mesh route and the interface's airtime model):
+ * the airtime of an MSP packet of n bytes is `perPacketMs + n × msPerByte` (the mesh frame's
+ * overhead and the modem's preamble are in `perPacketMs`). `pathEstimateFromAirtime` derives it.
+ */
+export interface MspPathEstimate {
+  /** Airtime of an empty MSP packet (mesh overhead, preamble, keying), ms. */
+  perPacketMs: number;
+  /** Airtime per MSP byte, ms. */
+  msPerByte: number;
+  /** The host's `maxBytes` for this path (MSP bytes of a full packet). */
+  maxPacketBytes: number;
+  /** One-way delay besides the airtime (propagation, processing), ms. Default 0. */
+  propagationMs?: number;
+  /** Share of time the first hop may transmit (a duty cycle), 0 < f ≤ 1. Default 1. */
+  dutyFraction?: number;
+  /** Both directions share one channel (radio): every ACK costs airtime the data could have had. Default false. */
+  halfDuplex?: boolean;
+}
+
+/** A path estimate from an airtime function of MSP bytes (e.g. the interface model plus the mesh overhead), fitted through 0 and `maxPacketBytes`. */
+export function pathEstimateFromAirtime(
+  airtimeMs: (mspBytes: number) => number,
+  maxPacketBytes: number,
+  extra: { propagationMs?: number; dutyFraction?: number; halfDuplex?: boolean } = {},
+): MspPathEstimate {
+  const a0 = airtimeMs(0);
+  const a1 = airtimeMs(maxPacketBytes);
+  return { perPacketMs: a0, msPerByte: maxPacketBytes > 0 ? Math.max(0, a1 - a0) / maxPacketBytes : 0, maxPacketBytes, ...extra };
 }
 
 export interface MspConnectionConfig {
@@ -80,6 +133,12 @@ export interface MspConnectionStats {
   windowDrops: number;
   /** Packets that carried an ACK frame. */
   acksSent: number;
+  /** REPAIR packets sent. */
+  repairsSent: number;
+  /** REPAIR frames received. */
+  repairsReceived: number;
+  /** DATA packets recovered from REPAIRs (and then treated as received). */
+  repairsRecovered: number;
 }
 
 /** The defaults, fit for LoRa and Wi-Fi alike. */
@@ -92,7 +151,32 @@ export const MSP_CONNECTION_DEFAULTS = {
   idleTimeoutMs: 180_000,
   keepAliveMs: 45_000,
   ackDelayMs: 200,
+  fec: 'off',
+  fecEvery: 8,
+  fecSpan: 16,
+  fecOnLoss: 0.05,
+  fecOffLoss: 0.02,
 } as const;
+
+/** The RTO floor on a fast path: never below this, ms. */
+const FAST_PATH_MIN_RTO_MS = 10;
+/** On a duty-cycled path, loss is left to SACK evidence for this many send intervals while new data can go. */
+const DUTY_RTO_INTERVALS = 3;
+/** The idle timeout covers at least this many send intervals of the path. */
+const IDLE_INTERVALS = 16;
+/** On a shared channel, ACKs are coalesced until one costs at most this share of the data airtime it acknowledges. */
+const ACK_AIRTIME_SHARE = 0.04;
+/** Bytes of a typical ACK packet (header, ACK with a range or two, WINDOW). */
+const ACK_PACKET_BYTES = 16;
+/**
+ * A REPAIR over full fragments is this much longer than their DATA packet: header 5 + REPAIR
+ * fields 6 + symbol length prefix 2 + DATA type byte 1 = 14, against DATA's 8.
+ */
+const REPAIR_EXTRA = HEADER_SIZE + 6 + 3 - DATA_OVERHEAD;
+/** Samples before 'auto' FEC trusts its loss estimate. */
+const FEC_AUTO_MIN_SAMPLES = 16;
+/** Weight of one sample in the loss estimate (an EWMA over about 32 packets). */
+const LOSS_EWMA_WEIGHT = 1 / 32;
 
 /** Outstanding DATA numbers above the peer's cumulative point, at most (SPEC.md). */
 export const MAX_IN_FLIGHT_NUMBERS = 0x7fff;
@@ -111,6 +195,12 @@ interface SentPacket {
   /** Selectively acknowledged (kept until the cumulative point passes). */
   sacked: boolean;
   lost: false | 'rto' | 'fast';
+  /** txSeq of the newest REPAIR covering this packet (0: none): loss is judged after it. */
+  repairTx: number;
+  /** An ACK acknowledged a later-sent packet but not this one (for the loss estimate). */
+  holeSeen: boolean;
+  /** The REPAIR symbol (u16 length, DATA type byte, fragment), made when first needed. */
+  symbol?: Uint8Array;
 }
 
 interface Received {
@@ -139,6 +229,9 @@ export class MspConnection {
     ignored: 0,
     windowDrops: 0,
     acksSent: 0,
+    repairsSent: 0,
+    repairsReceived: 0,
+    repairsRecovered: 0,
   };
 
   private readonly maxQueuedBytes: number;
@@ -149,6 +242,36 @@ export class MspConnection {
   private readonly idleTimeoutMs: number;
   private readonly keepAliveMs: number;
   private readonly ackDelayMs: number;
+  private readonly initialRtoMs: number;
+  private fecMode: MspFecMode;
+  private readonly fecEvery: number;
+  private readonly fecSpan: number;
+  private readonly fecOnLoss: number;
+  private readonly fecOffLoss: number;
+
+  // ---- derived from the path estimate (setPathEstimate)
+  private path: MspPathEstimate | undefined;
+  private floorRto: number;
+  private idleMs: number;
+  private keepAliveEff: number;
+  private ackDelayEff: number;
+  /** Packets received before an ACK is due. */
+  private ackEvery = 2;
+  /** The channel is shared and busy: ACKs are coalesced (a gap does not make one due at once). */
+  private channelBound = false;
+  /** Receiver: the highest DATA number seen, and numbers skipped past it since our last ACK. */
+  private highestSeen = -1;
+  private missedSinceAck = 0;
+  /** DATA packets sent since the last ACK arrived (or the last RTO): the half-duplex pause. */
+  private sentSinceAck = 0;
+  /** The peer's longest ACK delay (assumed to be ours: both ends see the same path). */
+  private peerAckDelay: number;
+  /** The same when the channel went quiet after our packet (a shared channel: ACK after a pause); else peerAckDelay. */
+  private peerQuietAckDelay = 0;
+  /** The RTO timer was started by a packet sent with nothing in flight (not re-armed by an ACK since). */
+  private rtoFromIdle = false;
+  /** Airtime of a full packet divided by the duty cycle (0 without a path). */
+  private sendIntervalMs = 0;
 
   private err: MspConnectionError | undefined;
   private closedFlag = false;
@@ -175,7 +298,15 @@ export class MspConnection {
   private srtt: number | undefined;
   private rttvar = 0;
   private rto: number;
-  private rtoDeadline: number | undefined;
+  /** When the RTO timer was (re)started; the deadline is this plus `rtoTotal()`. */
+  private rtoArmedAt: number | undefined;
+  // ---- FEC sender
+  private lossEstimate = 0;
+  private lossSamples = 0;
+  private fecAutoOn = false;
+  private sinceRepair = 0;
+  private repairPending = false;
+  private repairSeed = 0;
 
   // ---- receiver
   private rcvNext = 0; // cumulative point (full counter)
@@ -190,7 +321,11 @@ export class MspConnection {
   private ackPending = 0; // DATA packets received since the last ACK sent
   private ackDue = false;
   private ackDeadline: number | undefined;
+  /** On a shared channel: the ACK is due this long after the last DATA arrived (the sender paused); 0: unused. */
+  private ackQuietMs = 0;
+  private ackFirstAt: number | undefined;
   private lastAdvertised: number;
+  private readonly decoder = new RepairDecoder({ maxSpan: MAX_REPAIR_COUNT, maxSymbolBytes: 4096 });
 
   // ---- ping / pong
   private pingDue = false;
@@ -210,7 +345,19 @@ export class MspConnection {
     this.idleTimeoutMs = o.idleTimeoutMs ?? d.idleTimeoutMs;
     this.keepAliveMs = o.keepAliveMs ?? d.keepAliveMs;
     this.ackDelayMs = o.ackDelayMs ?? d.ackDelayMs;
-    this.rto = clamp(o.initialRtoMs ?? d.initialRtoMs, this.minRtoMs, this.maxRtoMs);
+    this.initialRtoMs = o.initialRtoMs ?? d.initialRtoMs;
+    this.fecMode = o.fec ?? d.fec;
+    this.fecEvery = Math.max(1, Math.floor(o.fecEvery ?? d.fecEvery));
+    this.fecSpan = clamp(Math.floor(o.fecSpan ?? d.fecSpan), 1, MAX_REPAIR_COUNT);
+    this.fecOnLoss = o.fecOnLoss ?? d.fecOnLoss;
+    this.fecOffLoss = o.fecOffLoss ?? d.fecOffLoss;
+    this.floorRto = this.minRtoMs;
+    this.idleMs = this.idleTimeoutMs;
+    this.keepAliveEff = this.keepAliveMs;
+    this.ackDelayEff = this.ackDelayMs;
+    this.peerAckDelay = 0;
+    this.rto = clamp(this.initialRtoMs, this.minRtoMs, this.maxRtoMs);
+    if (o.path !== undefined) this.setPathEstimate(o.path);
     // Until the peer advertises, assume it has the same receive window as ours.
     this.peerWindow = this.receiveWindowBytes;
     this.lastAdvertised = this.receiveWindowBytes;
@@ -252,6 +399,105 @@ export class MspConnection {
   }
   get maxMessageSize(): number {
     return this.maxMessageBytes;
+  }
+  /** The path estimate in use, if any. */
+  get pathEstimate(): MspPathEstimate | undefined {
+    return this.path;
+  }
+  /** The RTO floor in use: `minRtoMs`, or lower on a path whose round trip is far shorter. */
+  get minRtoInUseMs(): number {
+    return this.floorRto;
+  }
+  /** The longest delay of our ACKs in use, and the count of packets that makes one due. */
+  get ackPolicy(): { delayMs: number; every: number; coalesceGaps: boolean } {
+    return { delayMs: this.ackDelayEff, every: this.ackEvery, coalesceGaps: this.channelBound };
+  }
+  /** The idle timeout in use (raised on a slow, duty-cycled path). */
+  get idleTimeoutInUseMs(): number {
+    return this.idleMs;
+  }
+  /** FEC: the mode, whether REPAIRs are being sent now, and the measured first-transmission loss. */
+  get fec(): { mode: MspFecMode; active: boolean; lossEstimate: number } {
+    return { mode: this.fecMode, active: this.fecActive(), lossEstimate: this.lossEstimate };
+  }
+
+  /**
+   * Tells the connection what the first hop costs (the owner calls it when the route is known or
+   * changes; `options.path` does the same at creation). With an estimate:
+   * - the RTO floor is min(minRtoMs, max(10 ms, 3 × the path's round trip of a full packet and an
+   *   ACK)): the 1 s radio floor stays on slow paths and drops to tens of ms on fast ones;
+   * - the RTO adds the peer's longest ACK delay (as QUIC's PTO adds max_ack_delay), and on a
+   *   duty-cycled path, while new data can go, 3 send intervals (airtime / duty): loss is then
+   *   found by SACK evidence, not by a timer that would fire before anything else could be sent;
+   * - ACKs: on a fast path the delay shrinks to half the path's round trip; on a busy shared
+   *   channel (half-duplex, no duty cycle) ACKs are coalesced until one costs at most 4 % of the
+   *   data airtime it acknowledges (every 2 … 16 packets), a gap no longer makes one due at once,
+   *   and a quiet channel (two full packets' time) makes it due;
+   * - the idle timeout and keep-alive grow to cover 16 send intervals of the path.
+   */
+  setPathEstimate(p: MspPathEstimate | undefined): void {
+    this.path = p;
+    const bad = (v: number | undefined): boolean => v !== undefined && !(Number.isFinite(v) && v >= 0);
+    if (p === undefined || bad(p.maxPacketBytes) || bad(p.perPacketMs) || bad(p.msPerByte) || bad(p.propagationMs) || bad(p.dutyFraction) || p.dutyFraction === 0) {
+      this.path = undefined;
+      this.floorRto = this.minRtoMs;
+      this.idleMs = this.idleTimeoutMs;
+      this.keepAliveEff = this.keepAliveMs;
+      this.ackDelayEff = this.ackDelayMs;
+      this.ackEvery = 2;
+      this.channelBound = false;
+      this.peerAckDelay = 0;
+      this.peerQuietAckDelay = 0;
+      this.sendIntervalMs = 0;
+      this.ackQuietMs = 0;
+    } else {
+      const duty = clamp(p.dutyFraction ?? 1, 1e-6, 1);
+      const prop = Math.max(0, p.propagationMs ?? 0);
+      const air = (n: number): number => Math.max(0, p.perPacketMs + n * p.msPerByte);
+      const full = air(p.maxPacketBytes);
+      const ack = air(ACK_PACKET_BYTES);
+      const pathRtt = 2 * prop + full + ack;
+      this.channelBound = p.halfDuplex === true && duty >= 0.5 && full > 0;
+      if (this.channelBound) {
+        this.ackEvery = clamp(Math.ceil(ack / (ACK_AIRTIME_SHARE * full)), 2, 16);
+        this.ackDelayEff = Math.max(this.ackDelayMs, (this.ackEvery + 1) * full + 2 * prop);
+        this.ackQuietMs = 2 * full + 2 * prop;
+      } else {
+        this.ackEvery = 2;
+        this.ackDelayEff = Math.min(this.ackDelayMs, Math.max(1, pathRtt / 2));
+        this.ackQuietMs = 0;
+      }
+      this.peerAckDelay = this.ackDelayEff;
+      this.peerQuietAckDelay = this.channelBound ? Math.min(this.ackDelayEff, this.ackQuietMs + full) : this.ackDelayEff;
+      this.floorRto = clamp(3 * pathRtt, FAST_PATH_MIN_RTO_MS, this.minRtoMs);
+      this.sendIntervalMs = duty < 1 ? full / duty : 0;
+      this.idleMs = Math.max(this.idleTimeoutMs, IDLE_INTERVALS * (full / duty), 4 * (this.peerAckDelay + pathRtt));
+      this.keepAliveEff = this.keepAliveMs * (this.idleMs / this.idleTimeoutMs);
+    }
+    if (this.srtt === undefined) {
+      const first = this.path === undefined ? this.initialRtoMs : Math.min(this.initialRtoMs, Math.max(this.floorRto, 3 * (2 * (this.path.propagationMs ?? 0) + this.path.perPacketMs * 2 + this.path.msPerByte * (this.path.maxPacketBytes + ACK_PACKET_BYTES))));
+      this.rto = clamp(first, this.floorRto, this.maxRtoMs);
+    } else {
+      this.rto = clamp(this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar), this.floorRto, this.maxRtoMs);
+    }
+  }
+
+  /** FEC for this connection from now on (the host's request; `options.fec` at creation). */
+  setFecMode(mode: MspFecMode): void {
+    if (mode !== 'off' && mode !== 'on' && mode !== 'auto') return;
+    this.fecMode = mode;
+    if (mode === 'auto') this.fecAutoOn = this.lossSamples >= FEC_AUTO_MIN_SAMPLES && this.lossEstimate > this.fecOnLoss;
+    if (!this.fecActive()) {
+      this.repairPending = false;
+      this.sinceRepair = 0;
+    }
+  }
+
+  /** The timeout from the (re)start of the RTO timer: RTO, the peer's ACK delay, and on a duty-cycled path the send intervals (see setPathEstimate). */
+  private rtoTotal(): number {
+    let t = this.rto + (this.rtoFromIdle ? this.peerQuietAckDelay : this.peerAckDelay);
+    if (this.sendIntervalMs > 0 && this.queue.length > 0 && this.windowRoom() > 0 && this.sndNext - this.sndUna < MAX_IN_FLIGHT_NUMBERS) t += DUTY_RTO_INTERVALS * this.sendIntervalMs;
+    return t;
   }
 
   private get live(): boolean {
@@ -345,10 +591,11 @@ export class MspConnection {
         case 'pong':
           break;
         case 'data':
-          this.onData(p.packetNumber!, f.data, f.end, f.fin, now);
+          this.onData(seqExpand(p.packetNumber!, this.rcvNext), f.data, f.end, f.fin, now, undefined);
           break;
         case 'repair':
-          break; // FEC is not decoded by this connection (yet); the packet still refreshes liveness
+          this.onRepair(f, now);
+          break;
       }
     }
     if (ack !== undefined) this.onAck(ack, window, now);
@@ -364,18 +611,24 @@ export class MspConnection {
       this.ackDue = true;
     }
     if (this.closedFlag) return;
-    if (now >= this.lastReceivedAt + this.idleTimeoutMs) {
+    if (now >= this.lastReceivedAt + this.idleMs) {
       this.err = 'timeout';
       return;
     }
-    if (this.rtoDeadline !== undefined && now >= this.rtoDeadline) {
+    if (this.rtoArmedAt !== undefined && now >= this.rtoArmedAt + this.rtoTotal()) {
       this.stats.timeouts++;
+      this.sentSinceAck = 0;
       this.rto = Math.min(this.rto * 2, this.maxRtoMs);
+      // On a shared half-duplex channel only the oldest goes again (the ACKs it draws find the
+      // rest, by SACK): resending everything at once would hold the channel the ACKs need.
       for (let n = this.sndUna; n < this.sndNext; n++) {
         const s = this.sent.get(n);
-        if (s !== undefined && !s.sacked) s.lost = 'rto';
+        if (s !== undefined && !s.sacked) {
+          s.lost = 'rto';
+          if (this.channelBound) break;
+        }
       }
-      this.rtoDeadline = this.sent.size > 0 ? now + this.rto : undefined;
+      this.rtoArmedAt = this.sent.size > 0 ? now : undefined;
     }
     const ka = this.keepAliveDeadline();
     if (ka !== undefined && now >= ka) this.pingDue = true;
@@ -389,9 +642,9 @@ export class MspConnection {
     const m = (t: number | undefined): void => {
       if (t !== undefined && (d === undefined || t < d)) d = t;
     };
-    m(this.rtoDeadline);
+    if (this.rtoArmedAt !== undefined) m(this.rtoArmedAt + this.rtoTotal());
     m(this.keepAliveDeadline());
-    m(this.lastReceivedAt + this.idleTimeoutMs);
+    m(this.lastReceivedAt + this.idleMs);
     return d;
   }
 
@@ -413,22 +666,44 @@ export class MspConnection {
       return this.controlPacket(now, maxBytes);
     }
 
+    // On a shared half-duplex channel the peer's ACK needs the air, and a carrier-sense MAC
+    // favours the radio already transmitting: a sender that never pauses starves the ACKs. After
+    // twice the peer's ACK interval of DATA with no ACK back, DATA waits for one (or the RTO).
+    // The peer counts the packets it missed towards that interval, so it answers in time.
+    if (this.channelBound && this.sentSinceAck >= 2 * this.ackEvery) {
+      if (this.ackDue || this.pongDue !== undefined || this.pingDue) return this.controlPacket(now, maxBytes);
+      return undefined;
+    }
+
     // A due ACK that cannot share a packet with the next DATA goes alone first.
     const retx = this.firstLost();
     if (retx !== undefined) {
-      const ctrl = this.controlFrames(maxBytes - DATA_OVERHEAD - retx.data.length);
-      if (ctrl !== undefined) return this.sendData(retx, ctrl, now);
-      if (this.ackDue || this.pongDue !== undefined) return this.controlPacket(now, maxBytes);
-      // Without control frames it may fit.
-      if (DATA_OVERHEAD + retx.data.length <= maxBytes) return this.sendData(retx, [], now);
+      if (DATA_OVERHEAD + retx.data.length <= maxBytes) {
+        const ctrl = this.controlFrames(maxBytes - DATA_OVERHEAD - retx.data.length);
+        if (ctrl !== undefined) return this.sendData(retx, ctrl, now);
+        if (this.ackDue || this.pongDue !== undefined) return this.controlPacket(now, maxBytes);
+        // Without control frames it fits.
+        return this.sendData(retx, [], now);
+      }
+      // The fragment was cut for a larger budget: it waits for one (its number fixes its bytes);
+      // only control frames go now.
+      if (this.ackDue || this.pongDue !== undefined || this.pingDue) return this.controlPacket(now, maxBytes);
       return undefined;
+    }
+
+    // A REPAIR right after the packets it covers, before more new data.
+    if (this.repairPending) {
+      const rp = this.repairPacket(now, maxBytes);
+      if (rp !== undefined) return rp;
     }
 
     const fresh = this.newDataAllowed();
     if (fresh) {
       const ctrl = this.controlFrames(maxBytes - DATA_OVERHEAD - 1);
       if (ctrl === undefined) return this.controlPacket(now, maxBytes);
-      const pkt = this.takeFragment(maxBytes - DATA_OVERHEAD - framesSize(ctrl), now);
+      // With FEC on, fragments leave room for a REPAIR over them within the same maxBytes.
+      const budget = maxBytes - DATA_OVERHEAD - framesSize(ctrl) - (this.fecActive() ? REPAIR_EXTRA : 0);
+      const pkt = this.takeFragment(budget, now);
       if (pkt !== undefined) return this.sendData(pkt, ctrl, now);
     }
     if (this.ackDue || this.pongDue !== undefined || this.pingDue) return this.controlPacket(now, maxBytes);
@@ -442,7 +717,7 @@ export class MspConnection {
     if (!this.live || this.pingDue) return undefined;
     if (this.shutLocal && this.shutRemote && this.sent.size === 0 && this.queue.length === 0 && this.finSent) return undefined;
     const blocked = this.sent.size === 0 && this.unsentBytes > 0 && this.windowRoom() <= 0;
-    return this.lastSentAt + (blocked ? Math.min(this.rto, this.keepAliveMs) : this.keepAliveMs);
+    return this.lastSentAt + (blocked ? Math.min(this.rto, this.keepAliveEff) : this.keepAliveEff);
   }
 
   private windowRoom(): number {
@@ -488,7 +763,7 @@ export class MspConnection {
   }
 
   private newPacket(data: Uint8Array, end: boolean, fin: boolean, now: number): SentPacket {
-    const s: SentPacket = { num: this.sndNext++, data, end, fin, sentAt: now, txSeq: 0, transmissions: 0, sacked: false, lost: false };
+    const s: SentPacket = { num: this.sndNext++, data, end, fin, sentAt: now, txSeq: 0, transmissions: 0, sacked: false, lost: false, repairTx: 0, holeSeen: false };
     this.sent.set(s.num, s);
     this.retainedBytes += data.length;
     this.inFlightBytes += data.length;
@@ -496,17 +771,62 @@ export class MspConnection {
   }
 
   private sendData(s: SentPacket, ctrl: MspFrame[], now: number): Uint8Array {
+    this.sentSinceAck++;
     if (s.transmissions > 0) {
       this.stats.retransmissions++;
       if (s.lost === 'fast') this.stats.fastRetransmits++;
     }
     s.transmissions++;
+    if (s.transmissions === 1 && this.fecActive()) {
+      this.sinceRepair++;
+      // Every fecEvery packets, and when the queue runs dry (the last packets have no others after them).
+      if (this.sinceRepair >= this.fecEvery || this.queue.length === 0) this.repairPending = true;
+    }
     s.lost = false;
     s.sentAt = now;
     s.txSeq = ++this.txSeq;
-    if (this.rtoDeadline === undefined) this.rtoDeadline = now + this.rto;
+    if (this.rtoArmedAt === undefined) {
+      this.rtoArmedAt = now;
+      this.rtoFromIdle = true;
+    } else {
+      this.rtoFromIdle = false; // more than one packet out: the peer ACKs by its bulk rule
+    }
     const frames: MspFrame[] = [...ctrl, { type: 'data', end: s.end, fin: s.fin, data: s.data }];
     return this.emit(this.header(frames, s.num & 0xffff), now);
+  }
+
+  /**
+   * A REPAIR over the newest `fecSpan` numbers not cumulatively acknowledged (from the lowest one
+   * not yet acknowledged at all), RLNC with a fresh non-zero seed; undefined when nothing is left
+   * to repair or FEC went off. Never numbered, never retransmitted.
+   */
+  private repairPacket(now: number, maxBytes: number): Uint8Array | undefined {
+    this.repairPending = false;
+    this.sinceRepair = 0;
+    if (!this.fecActive()) return undefined;
+    let first = Math.max(this.sndUna, this.sndNext - this.fecSpan);
+    while (first < this.sndNext && this.sent.get(first)?.sacked !== false) first++;
+    let maxSym = 0;
+    const fits = (): boolean => {
+      maxSym = 2;
+      for (let n = first; n < this.sndNext; n++) maxSym = Math.max(maxSym, 3 + this.sent.get(n)!.data.length);
+      return HEADER_SIZE + 6 + maxSym <= maxBytes;
+    };
+    while (first < this.sndNext && !fits()) first++;
+    if (first >= this.sndNext) return undefined;
+    const symbols: Uint8Array[] = [];
+    for (let n = first; n < this.sndNext; n++) symbols.push(symbolOfSent(this.sent.get(n)!));
+    this.repairSeed = (this.repairSeed % 0xffff) + 1; // 1 … 65535: random linear combinations
+    const payload = encodeRepair(symbols, this.repairSeed);
+    const ctrl = this.controlFrames(maxBytes - HEADER_SIZE - 6 - payload.length) ?? [];
+    const tx = ++this.txSeq;
+    for (let n = first; n < this.sndNext; n++) {
+      const s = this.sent.get(n)!;
+      if (!s.sacked) s.repairTx = tx;
+    }
+    this.stats.repairsSent++;
+    const frame: RepairFrame = { type: 'repair', first: first & 0xffff, count: this.sndNext - first, seed: this.repairSeed, payload };
+    return this.emit(this.header([...ctrl, frame]), now);
   }
 
   private header(frames: MspFrame[], packetNumber?: number): MspPacket {
@@ -523,8 +843,10 @@ export class MspConnection {
       if (f.type === 'ack') {
         this.stats.acksSent++;
         this.ackPending = 0;
+        this.missedSinceAck = 0;
         this.ackDue = false;
         this.ackDeadline = undefined;
+        this.ackFirstAt = undefined;
       } else if (f.type === 'window') {
         this.lastAdvertised = f.bytes;
       } else if (f.type === 'pong') {
@@ -579,14 +901,18 @@ export class MspConnection {
   // Acknowledgements received
 
   private onAck(f: AckFrame, window: number | undefined, now: number): void {
+    this.sentSinceAck = 0;
     const cum = seqExpand(f.cumulative, this.sndUna);
     if (cum > this.sndNext) return; // acknowledges numbers never sent: ignore the frame
     let newest: SentPacket | undefined;
+    let anyNew = false;
     const ackOne = (s: SentPacket): void => {
       if (!s.sacked) {
         s.sacked = true;
+        anyNew = true;
         this.inFlightBytes -= s.data.length;
         this.noteAckedTx(s.txSeq);
+        this.noteLossSample(s.transmissions > 1 || s.holeSeen);
         if (s.transmissions === 1 && (newest === undefined || s.txSeq > newest.txSeq)) newest = s;
       }
     };
@@ -614,16 +940,38 @@ export class MspConnection {
       this.peerWindowCum = cum;
     }
     if (newest !== undefined) this.rttSample(now - newest.sentAt);
-    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost.
+    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost. A packet covered
+    // by a REPAIR is judged after the REPAIR (3 packets sent after it acknowledged): the peer may
+    // have recovered it.
+    const top = this.topAckedTx[0];
     const third = this.topAckedTx[2];
-    if (third !== undefined) {
+    if (top !== undefined) {
       for (let n = this.sndUna; n < this.sndNext; n++) {
         const s = this.sent.get(n);
-        if (s !== undefined && !s.sacked && s.lost === false && s.txSeq < third) s.lost = 'fast';
+        if (s === undefined || s.sacked) continue;
+        if (s.txSeq < top) s.holeSeen = true;
+        if (third !== undefined && s.lost === false && Math.max(s.txSeq, s.repairTx) < third) s.lost = 'fast';
       }
     }
-    if (this.sent.size === 0) this.rtoDeadline = undefined;
-    else if (advanced || newest !== undefined) this.rtoDeadline = now + this.rto;
+    if (this.sent.size === 0) this.rtoArmedAt = undefined;
+    else if (advanced || anyNew) {
+      this.rtoArmedAt = now;
+      this.rtoFromIdle = false;
+    }
+  }
+
+  /** The first-transmission loss estimate (an EWMA) and the 'auto' FEC switch with hysteresis. */
+  private noteLossSample(lost: boolean): void {
+    this.lossSamples++;
+    const w = Math.max(LOSS_EWMA_WEIGHT, 1 / this.lossSamples);
+    this.lossEstimate += w * ((lost ? 1 : 0) - this.lossEstimate);
+    if (this.fecMode !== 'auto' || this.lossSamples < FEC_AUTO_MIN_SAMPLES) return;
+    if (!this.fecAutoOn && this.lossEstimate > this.fecOnLoss) this.fecAutoOn = true;
+    else if (this.fecAutoOn && this.lossEstimate < this.fecOffLoss) this.fecAutoOn = false;
+  }
+
+  private fecActive(): boolean {
+    return this.fecMode === 'on' || (this.fecMode === 'auto' && this.fecAutoOn);
   }
 
   private noteAckedTx(tx: number): void {
@@ -643,7 +991,7 @@ export class MspConnection {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
       this.srtt = 0.875 * this.srtt + 0.125 * r;
     }
-    this.rto = clamp(this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar), this.minRtoMs, this.maxRtoMs);
+    this.rto = clamp(this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar), this.floorRto, this.maxRtoMs);
   }
 
   // ===========================================================================================
@@ -653,8 +1001,11 @@ export class MspConnection {
     return Math.max(0, this.receiveWindowBytes - this.reorderBytes - this.partialBytes - this.readyBytes);
   }
 
-  private onData(wire: number, data: Uint8Array, end: boolean, fin: boolean, now: number): void {
-    const n = seqExpand(wire, this.rcvNext);
+  /**
+   * One DATA packet, number `n` expanded; `symbol` is set when it was recovered from REPAIRs
+   * (the decoder knows it already).
+   */
+  private onData(n: number, data: Uint8Array, end: boolean, fin: boolean, now: number, symbol: Uint8Array | undefined): void {
     if (n < this.rcvNext || this.reorder.has(n)) {
       this.stats.duplicates++;
       this.ackDue = true; // our ACK may have been lost
@@ -677,23 +1028,75 @@ export class MspConnection {
       this.ackDue = true;
       return;
     }
+    // One copy: the REPAIR symbol (u16 length, type byte, fragment), the fragment a view of it.
+    let sym = symbol;
+    if (sym === undefined) {
+      const len = 1 + data.length;
+      sym = new Uint8Array(2 + len);
+      sym[0] = len >>> 8;
+      sym[1] = len & 0xff;
+      sym[2] = dataTypeByte(end, fin);
+      sym.set(data, 3);
+    }
+    const copy = sym.subarray(3);
     if (fin) this.remoteFinAt = n;
     this.ackPending++;
-    if (n === this.rcvNext) {
-      this.accept({ data: data.slice(), end, fin });
+    // Numbers skipped past the highest seen were sent too (and lost): on a shared channel they
+    // count towards the ACK interval, as the sender counts them before it pauses for our ACK.
+    if (n > this.highestSeen + 1) this.missedSinceAck += n - this.highestSeen - 1;
+    if (n > this.highestSeen) this.highestSeen = n;
+    const inOrder = n === this.rcvNext;
+    if (inOrder) {
+      this.accept({ data: copy, end, fin });
       while (this.reorder.has(this.rcvNext)) {
         const r = this.reorder.get(this.rcvNext)!;
         this.reorder.delete(this.rcvNext);
         this.reorderBytes -= r.data.length;
         this.accept(r);
       }
-      if (this.reorder.size > 0 || this.ackPending >= 2 || fin || this.shutRemote) this.ackDue = true;
+      if ((this.reorder.size > 0 && !this.channelBound) || this.ackPending + this.missedSinceAck >= this.ackEvery || fin || this.shutRemote) this.ackDue = true;
     } else {
-      this.reorder.set(n, { data: data.slice(), end, fin });
+      this.reorder.set(n, { data: copy, end, fin });
       this.reorderBytes += data.length;
-      this.ackDue = true; // a gap
+      // A gap: at once, unless ACKs are coalesced on a busy shared channel.
+      if (!this.channelBound || this.ackPending + this.missedSinceAck >= this.ackEvery) this.ackDue = true;
     }
-    if (!this.ackDue && this.ackDeadline === undefined) this.ackDeadline = now + this.ackDelayMs;
+    if (!this.ackDue) {
+      if (this.ackFirstAt === undefined) this.ackFirstAt = now;
+      let d = this.ackFirstAt + this.ackDelayEff;
+      if (this.ackQuietMs > 0) d = Math.min(d, now + this.ackQuietMs);
+      this.ackDeadline = d;
+    }
+    if (symbol === undefined) this.learnSymbol(n, sym, now);
+  }
+
+  /** Gives the decoder a received packet's symbol; packets it then recovers count as received. */
+  private learnSymbol(n: number, sym: Uint8Array, now: number): void {
+    this.deliverRecovered(this.decoder.addKnown(n, sym), now);
+  }
+
+  private onRepair(f: RepairFrame, now: number): void {
+    this.stats.repairsReceived++;
+    if (this.closedFlag) return;
+    const first = seqExpand(f.first, this.rcvNext);
+    // Nothing to learn when every covered number is already in hand.
+    if (first + f.count <= this.rcvNext) return;
+    this.deliverRecovered(this.decoder.addRepair(first, f.count, f.seed, f.payload), now);
+  }
+
+  private deliverRecovered(list: Recovered[], now: number): void {
+    for (const r of list) {
+      const frame = frameOfSymbol(r.symbol);
+      if (frame === undefined || frame.length < 1) continue;
+      const type = frame[0]!;
+      if ((type & 0xfc) !== 0x10) continue; // not a DATA frame: a corrupt recovery, ignored
+      if (r.num < this.rcvNext || this.reorder.has(r.num)) continue;
+      this.stats.repairsRecovered++;
+      const end = (type & 0x01) !== 0;
+      const fin = (type & 0x02) !== 0;
+      // The recovered symbol is trimmed to prefix + frame: the same layout onData keeps.
+      this.onData(r.num, frame.subarray(1), end, fin, now, r.symbol);
+    }
   }
 
   /** The packet numbered rcvNext, in order. */
@@ -747,12 +1150,30 @@ export class MspConnection {
     if (!this.live) return;
     if (this.shutLocal && this.finSent && this.sent.size === 0 && this.queue.length === 0 && this.shutRemote) {
       this.closedFlag = true;
-      this.rtoDeadline = undefined;
+      this.rtoArmedAt = undefined;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** A sent packet's REPAIR symbol (SPEC.md, REPAIR), cached on it. */
+function symbolOfSent(s: SentPacket): Uint8Array {
+  if (s.symbol === undefined) {
+    const len = 1 + s.data.length;
+    const sym = new Uint8Array(2 + len);
+    sym[0] = len >>> 8;
+    sym[1] = len & 0xff;
+    sym[2] = dataTypeByte(s.end, s.fin);
+    sym.set(s.data, 3);
+    s.symbol = sym;
+  }
+  return s.symbol;
+}
+
+function dataTypeByte(end: boolean, fin: boolean): number {
+  return 0x10 | (end ? 0x01 : 0) | (fin ? 0x02 : 0);
+}
 
 function clamp(v: number, lo: number, hi: number): number {
   return Math.min(Math.max(v, lo), hi);
