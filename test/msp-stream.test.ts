@@ -147,6 +147,37 @@ describe('MspStream (Duplex)', () => {
   });
 });
 
+describe('FEC on request', () => {
+  it("a stream with fec 'on' sends REPAIRs, the listener's streams inherit it, and the data arrives intact over loss", async () => {
+    const { fabric, a, b } = setup();
+    const prng = new Prng(9);
+    fabric.drop = () => prng.next() < 0.15;
+    const data = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
+    const listener = new MspListener<MspStream>(b.sockets, 40, { fec: 'on' });
+    const got: Buffer[] = [];
+    let ended = false;
+    let server: MspStream | undefined;
+    listener.on('connection', (s: MspStream) => {
+      server = s;
+      s.on('data', (c: Buffer) => got.push(c));
+      s.on('end', () => {
+        ended = true;
+        s.end(Buffer.from('thanks'));
+      });
+    });
+    const c = MspStream.connect(a.sockets, b.sid, 40, { fec: 'on' });
+    c.on('data', () => undefined);
+    c.end(Buffer.from(data));
+    await drive(fabric, () => ended, 50, 600_000);
+    expect(sha(Buffer.concat(got))).toBe(sha(data));
+    const conn = a.sockets.connectionOf(c.socket)!;
+    expect(conn.fec.mode).toBe('on');
+    expect(conn.stats.repairsSent).toBeGreaterThan(0);
+    expect(b.sockets.connectionOf(server!.socket)!.stats.repairsRecovered).toBeGreaterThan(0);
+    expect(b.sockets.connectionOf(server!.socket)!.fec.mode).toBe('on');
+  });
+});
+
 describe('MspMessages', () => {
   it('keeps message boundaries (up to the connection maximum), honours backpressure in send, and ends with the peer', async () => {
     const { fabric, a, b } = setup({ endpoint: { connection: { maxQueuedBytes: 16_384 } } });

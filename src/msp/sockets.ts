@@ -25,7 +25,7 @@
  * RESET), and no other socket is touched.
  */
 import { randomInt } from 'node:crypto';
-import { MSP_CONNECTION_DEFAULTS, type MspConnection, type MspPathEstimate } from './connection.js';
+import { MSP_CONNECTION_DEFAULTS, type MspConnection, type MspFecMode, type MspPathEstimate } from './connection.js';
 import { MspEndpoint, type MspEndpointOptions, type MspOutgoing } from './endpoint.js';
 import { FLAG_NUMBERED } from './wire.js';
 
@@ -167,6 +167,8 @@ interface SocketRecord {
   handler: MspHandler<any> | undefined;
   context: unknown;
   priority: MspPriority;
+  /** FEC mode asked for with `setFec` (undefined: the connection option). */
+  fec: MspFecMode | undefined;
   portState: PortState | undefined;
   conn: MspConnection | undefined;
   /** Received messages taken from the connection and not yet consumed; the first from `offset`. */
@@ -245,6 +247,7 @@ export class MspSockets {
       handler: undefined,
       context: undefined,
       priority: 'bulk',
+      fec: undefined,
       portState: undefined,
       conn: undefined,
       inbox: [],
@@ -278,6 +281,17 @@ export class MspSockets {
   /** The priority of the socket's data packets (acks always go as 'ack'); inherited by accepted sockets. */
   setPriority(sock: MspSocket, priority: MspPriority): void {
     this.live(sock, 'setPriority').priority = priority;
+  }
+
+  /**
+   * Forward error correction for this socket's connection (REPAIR packets, SPEC.md): 'on',
+   * 'off', or 'auto' (on while the measured loss is high). Inherited by accepted sockets; it
+   * costs goodput and buys latency (a loss repaired without a round trip).
+   */
+  setFec(sock: MspSocket, mode: MspFecMode): void {
+    const s = this.live(sock, 'setFec');
+    s.fec = mode;
+    s.conn?.setFecMode(mode);
   }
 
   /** Listens on the local port set by `setLocal` (not 0). */
@@ -531,6 +545,7 @@ export class MspSockets {
   private attach(s: SocketRecord, conn: MspConnection): void {
     s.conn = conn;
     s.phase = 'data';
+    if (s.fec !== undefined) conn.setFecMode(s.fec);
     this.estimatePath(s);
     s.dataOutDue = true;
     this.byConnection.set(conn, s);
@@ -557,6 +572,7 @@ export class MspSockets {
         s.handler = listener.handler;
         s.context = listener.context;
         s.priority = listener.priority;
+        s.fec = listener.fec;
         s.portState = ps;
         ps.users++;
         const peer = ps.endpoint.peerOf(conn);

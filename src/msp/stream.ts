@@ -16,6 +16,7 @@
  */
 import { Duplex } from 'node:stream';
 import { EventEmitter } from 'node:events';
+import type { MspFecMode } from './connection.js';
 import { MspState, type MspSocket, type MspSockets } from './sockets.js';
 
 export interface MspStreamOptions {
@@ -23,6 +24,8 @@ export interface MspStreamOptions {
   highWaterMark?: number;
   /** Priority of the data packets. Default 'bulk'. */
   priority?: 'bulk' | 'interactive';
+  /** Forward error correction (REPAIR packets): 'on', 'off', 'auto'. Default: the service's connection option ('off'). */
+  fec?: MspFecMode;
 }
 
 /** A connection that failed: `code` is the connection's error ('timeout', 'reset') or 'handler'. */
@@ -47,6 +50,7 @@ function openSocket(sockets: MspSockets, sid: Uint8Array, port: number, options:
   const sock = sockets.socket();
   try {
     if (options.priority) sockets.setPriority(sock, options.priority);
+    if (options.fec) sockets.setFec(sock, options.fec);
     sockets.connect(sock, { sid, port });
   } catch (err) {
     sockets.close(sock);
@@ -313,6 +317,7 @@ export class MspListener<T extends MspStream | MspMessages = MspStream | MspMess
     const sock = (this.socket = sockets.socket());
     try {
       if (options.priority) sockets.setPriority(sock, options.priority);
+      if (options.fec) sockets.setFec(sock, options.fec);
       sockets.setLocal(sock, { port });
       sockets.setHandler(sock, (s, state, payload) => this.onSocket(s, state, payload));
       sockets.listen(sock);
