@@ -14,6 +14,7 @@ import { runGateway, runOptions } from '../src/cli/run.js';
 import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendCommand } from '../src/cli/msg.js';
+import { messiGenerateOptions, runMessiGenerateCommand } from '../src/cli/messi.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -76,6 +77,11 @@ export function buildProgram(): Command {
   msgListenOptions(
     msg.command('listen').description('print (and with --out store) every message received, one JSON line each, until SIGINT/SIGTERM'),
   ).action(runMsgListenCommand);
+
+  const messi = program.command('messi').description('Messi apps: generate TypeScript client and server modules from a .proto');
+  messiGenerateOptions(
+    messi.command('generate').description('write <package>-messages.ts, -client.ts and -server.ts for a Messi .proto into --out'),
+  ).action(runMessiGenerateCommand);
 
   modemEmulatorOptions(
     program
