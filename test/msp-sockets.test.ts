@@ -232,6 +232,21 @@ describe('MSP sockets: the lifecycle of the seed', () => {
     expect(aCalls.filter((x) => has(x.state, MspState.CLOSED))).toHaveLength(1);
   });
 
+  it('data and the shutdown arriving together: the new-connection call does not say SHUTDOWN_REMOTE, the last message does', () => {
+    const { fabric, a, b, bCalls } = pairWithListener();
+    const c = a.sockets.socket();
+    a.sockets.connect(c, { sid: b.sid, port: 40 });
+    a.sockets.send(c, text('only'));
+    a.sockets.shutdown(c);
+    fabric.run(1000);
+    const first = bCalls[0]!;
+    expect(first.payload).toBeUndefined();
+    expect(has(first.state, MspState.SHUTDOWN_REMOTE)).toBe(false);
+    const data = bCalls.find((x) => x.payload === 'only')!;
+    expect(has(data.state, MspState.SHUTDOWN_REMOTE)).toBe(true);
+    expect(bCalls.indexOf(data)).toBeGreaterThan(0);
+  });
+
   it('a peer that vanishes: ERROR, then CLOSED, within the idle timeout', () => {
     const { fabric, a, b } = pairWithListener({ endpoint: { connection: { idleTimeoutMs: 20_000, keepAliveMs: 5_000 } } });
     const c = a.sockets.socket();

@@ -397,6 +397,10 @@ export class MspConnection {
   get queuedBytes(): number {
     return this.unsentBytes + this.retainedBytes;
   }
+  /** Whole received messages waiting for `takeReceived`. */
+  get receivedMessages(): number {
+    return this.ready.length;
+  }
   get maxMessageSize(): number {
     return this.maxMessageBytes;
   }

@@ -435,7 +435,7 @@ export class MspSockets {
   }
   shutdownRemote(sock: MspSocket): boolean {
     const s = this.sockets.get(sock.id);
-    return s?.conn !== undefined && s.conn.shutdownRemote && s.inbox.length === 0;
+    return s?.conn !== undefined && s.conn.shutdownRemote && s.inbox.length === 0 && s.conn.receivedMessages === 0;
   }
   getLocal(sock: MspSocket): MspAddress | undefined {
     const s = this.sockets.get(sock.id);
@@ -590,7 +590,10 @@ export class MspSockets {
     const c = s.conn;
     if (c !== undefined) {
       if (c.shutdownLocal) st |= MspState.SHUTDOWN_LOCAL;
-      if (c.shutdownRemote && s.inbox.length <= 1) st |= MspState.SHUTDOWN_REMOTE;
+      // The peer shut down and nothing follows: the message offered now is the last (or, in a
+      // call without data, every message was consumed).
+      const waiting = s.inbox.length + c.receivedMessages;
+      if (c.shutdownRemote && (extra & MspState.RECEIVED_DATA ? waiting <= 1 : waiting === 0)) st |= MspState.SHUTDOWN_REMOTE;
       if (s.phase === 'data' && !s.errorState && !c.shutdownLocal && this.hasRoom(s)) st |= MspState.DATA_OUT;
     }
     if (s.errorState) st |= MspState.ERROR;
@@ -663,7 +666,7 @@ export class MspSockets {
       this.stats.messagesDelivered++;
     }
     // The peer shut down after the last message was taken: one call says so.
-    if (c.shutdownRemote && !s.remoteShutSeen && s.inbox.length === 0 && c.state !== 'error') {
+    if (c.shutdownRemote && !s.remoteShutSeen && s.inbox.length === 0 && c.receivedMessages === 0 && c.state !== 'error') {
       s.remoteShutSeen = true;
       if (this.call(s, this.stateOf(s), undefined) === undefined) return this.finish(s);
       if (ended(s)) return this.finish(s);
