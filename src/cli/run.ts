@@ -10,6 +10,7 @@ import { parseRegionName, RegionError, type RegionName } from '../link/airtime/r
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { ConfigError, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
 import { startDaemon } from '../gateway/daemon.js';
+import { API_DEFAULT_PORT } from '../api/server.js';
 import { defaultKeyFile } from '../mesh/identity.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
 
@@ -33,6 +34,8 @@ export interface RunOptions {
   statusInterval: string;
   key: string;
   stateDir?: string;
+  api?: string;
+  apiToken?: string;
 }
 
 export function runOptions(cmd: Command): Command {
@@ -55,7 +58,17 @@ export function runOptions(cmd: Command): Command {
     .option('--pcap <file>', 'capture every frame in and out to a pcapng file (Wireshark)')
     .option('--status-interval <s>', 'print a status line every S seconds (0: never)', '60')
     .option('--key <file>', "this node's key file (created on first start)", defaultKeyFile())
-    .option('--state-dir <dir>', 'where the boot epoch and the lock of each key live (default: ~/.meshgw)');
+    .option('--state-dir <dir>', 'where the boot epoch and the lock of each key live (default: ~/.meshgw)')
+    .option('--api <host:port|off>', 'where the app API (Messi, meshgw.proto) listens, or off', `127.0.0.1:${API_DEFAULT_PORT}`)
+    .option('--api-token <token>', 'the secret API clients must send first (required when --api is not loopback)');
+}
+
+/** `--api HOST:PORT` (IPv6 in brackets) or `off`. */
+function apiAddress(text: string): { host: string; port: number } | undefined {
+  if (text === 'off') return undefined;
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`--api must be HOST:PORT or off, got '${text}'`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: parseIntOption('--api', m[2]!, 0, 65_535) };
 }
 
 function hostPort(flag: string, text: string): { host: string; port: number } {
@@ -117,6 +130,8 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     stateDir: o.stateDir ?? dirname(defaultKeyFile()),
     ...(o.pcap ? { pcap: o.pcap } : {}),
     statusIntervalMs: parseNumberOption('--status-interval', o.statusInterval, 0, 86_400) * 1000,
+    api: apiAddress(o.api ?? `127.0.0.1:${API_DEFAULT_PORT}`),
+    ...(o.apiToken !== undefined ? { apiToken: o.apiToken } : {}),
   };
 }
 

@@ -39,6 +39,10 @@ export interface DaemonConfig {
   pcap?: string;
   /** Interval of status events, ms (0: none). */
   statusIntervalMs: number;
+  /** Where the app API (Messi, src/api/meshgw.proto) listens; undefined: no API (`--api off`). */
+  api?: { host: string; port: number } | undefined;
+  /** The API's token (`auth_req`); required when `api.host` is not loopback. */
+  apiToken?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -46,6 +50,13 @@ export class ConfigError extends Error {
 }
 
 export function validateConfig(c: DaemonConfig): void {
+  if (c.api !== undefined) {
+    if (!Number.isInteger(c.api.port) || c.api.port < 0 || c.api.port > 65_535) throw new ConfigError(`the API port must be 0..65535, got ${c.api.port}`);
+    if (c.api.host === '') throw new ConfigError('the API needs a host to listen on (--api HOST:PORT)');
+    if (!isLoopback(c.api.host) && (c.apiToken === undefined || c.apiToken === '')) {
+      throw new ConfigError(`--api ${c.api.host}:${c.api.port} listens beyond loopback: give --api-token TOKEN (clients must send it first)`);
+    }
+  }
   if (c.interfaces.length === 0) throw new ConfigError('no interface: give --port PATH, --kiss-tcp HOST:PORT, --udp IFACE or --sim');
   const names = new Set<string>();
   for (const i of c.interfaces) {
@@ -76,4 +87,9 @@ export function interfaceName(spec: InterfaceSpec, index: number): string {
     case 'sim':
       return `sim${n}`;
   }
+}
+
+/** Whether a listening address only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -21,6 +21,8 @@ import { MeshNode } from '../mesh/node.js';
 import { newBootNonce } from '../mesh/seal.js';
 import { validateConfig, interfaceName, type DaemonConfig, type InterfaceSpec } from './config.js';
 import { MspService } from '../msp/service.js';
+import { EchoService } from '../api/echo.js';
+import { ApiService } from '../api/server.js';
 import { Gateway, type GatewayEvent, type GatewayService } from './gateway.js';
 import type { MeshHost } from './host.js';
 
@@ -40,6 +42,10 @@ export interface Daemon {
   readonly msp: MspService;
   /** Whether the node runs on a simulated radio only. */
   readonly simulated: boolean;
+  /** The node's echo service (port 7, what ping talks to). */
+  readonly echo: EchoService;
+  /** The app API (undefined with `--api off`); `api.address` is where it listens. */
+  readonly api: ApiService | undefined;
   stop(): Promise<void>;
   /** Releases the key lock at once (for a process that must exit without `stop`). */
   releaseLock(): void;
@@ -159,19 +165,42 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     const node = new MeshNode({ identity, boot, nextEpoch: () => nextEpoch(epochFile), log });
     const { interfaces, services } = buildInterfaces(config, clock, log);
     const msp = new MspService({ log });
+    const echo = new EchoService();
+    const simulated = config.interfaces.every((i) => i.kind === 'sim');
+    const api = config.api
+      ? new ApiService({ host: config.api.host, port: config.api.port, ...(config.apiToken ? { token: config.apiToken } : {}), msp, simulated, log })
+      : undefined;
+    const onEvent = io.onEvent;
     const gateway = new Gateway({
       clock,
       interfaces,
       mesh: node,
-      services: [msp, ...services],
+      services: [msp, echo, ...(api ? [api] : []), ...services],
       ...(config.pcap ? { capture: new PcapngFile(config.pcap) } : {}),
-      ...(io.onEvent ? { onEvent: io.onEvent } : {}),
+      ...(onEvent || api
+        ? {
+            onEvent: (e: GatewayEvent) => {
+              api?.handleGatewayEvent(e);
+              onEvent?.(e);
+            },
+          }
+        : {}),
       statusIntervalMs: config.statusIntervalMs,
       log,
     });
-    log(`node ${sidHex(identity.sid)} (boot epoch ${boot.epoch})`);
     await gateway.start();
-    const simulated = config.interfaces.every((i) => i.kind === 'sim');
+    // The API listens once the node runs; a port in use stops what started and says where.
+    let apiAt = 'off';
+    if (api) {
+      try {
+        const a = await api.listen();
+        apiAt = `tcp://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+      } catch (err) {
+        await gateway.stop();
+        throw err;
+      }
+    }
+    log(`node ${sidHex(identity.sid)} (boot epoch ${boot.epoch}); API ${apiAt}`);
     return {
       identity,
       node,
@@ -179,6 +208,8 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       host: gateway.host!,
       msp,
       simulated,
+      echo,
+      api,
       stop: async () => {
         try {
           await gateway.stop();
