@@ -15,6 +15,8 @@ import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendCommand } from '../src/cli/msg.js';
 import { messiGenerateOptions, runMessiGenerateCommand } from '../src/cli/messi.js';
+import { runNeighboursCommand, runRoutesCommand, runStatusCommand, stateOptions } from '../src/cli/state.js';
+import { pingOptions, runPingCommand } from '../src/cli/ping.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -82,6 +84,19 @@ export function buildProgram(): Command {
   messiGenerateOptions(
     messi.command('generate').description('write <package>-messages.ts, -client.ts and -server.ts for a Messi .proto into --out'),
   ).action(runMessiGenerateCommand);
+
+  stateOptions(program.command('status').description("a running daemon's node, version, uptime and interfaces (through its API)")).action(
+    runStatusCommand,
+  );
+  stateOptions(
+    program.command('neighbors').alias('neighbours').description("a running daemon's neighbours: link quality and when last heard"),
+  ).action(runNeighboursCommand);
+  stateOptions(program.command('routes').description("a running daemon's routes: next hop, hops, metric and path MTU")).action(
+    runRoutesCommand,
+  );
+  pingOptions(program.command('ping').description("ping a node's echo service through a running daemon, like ping(8)")).action(
+    runPingCommand,
+  );
 
   modemEmulatorOptions(
     program
