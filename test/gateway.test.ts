@@ -26,7 +26,7 @@ describe('meshgw (the daemon)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-run-'));
     const file = join(dir, 'sim.pcapng');
     const key = join(dir, 'key', 'identity.json');
-    const child = spawn(process.execPath, [bin, '--sim', '--status-interval', '0.5', '--pcap', file, '--key', key, '--state-dir', join(dir, 'state')], {
+    const child = spawn(process.execPath, [bin, '--sim', '--api', 'off', '--status-interval', '0.5', '--pcap', file, '--key', key, '--state-dir', join(dir, 'state')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const events: GatewayEvent[] = [];
