@@ -77,6 +77,20 @@ describe('the gateway loop on a simulated radio (virtual time)', () => {
     expect(b.node.counters.delivered).toBe(1);
   });
 
+  it("neighbours carry the RSSI/SNR of their last HELLO and when it was heard", async () => {
+    const p = pair();
+    await started(p);
+    p.clock.advance(60_000);
+    const [a] = p.gateways as [(typeof p.gateways)[0]];
+    const [n] = a.node.control.neighbours();
+    expect(n).toBeDefined();
+    // The simulated links report −90 dBm and 8.5 dB for every frame.
+    expect(n!.rssiDbm).toBe(-90);
+    expect(n!.snrDb).toBe(8.5);
+    expect(n!.lastHeardAt).toBeLessThanOrEqual(p.clock.now());
+    expect(n!.lastHeardAt).toBeGreaterThan(p.clock.now() - 60_000);
+  });
+
   it('a send on an idle interface leaves at once, not at the next control deadline', async () => {
     const p = pair();
     await started(p);

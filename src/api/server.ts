@@ -41,9 +41,8 @@
  *   disconnected; an accept beyond the stream cap is refused (the remote gets a RESET); a client
  *   whose unread output passes `bufferedBytesPerClient` is dropped by the Messi server.
  * - the API binds two ephemeral mesh ports at start (ping, Strokkur sends): usually 16 and 17.
- * - neighbours: only those whose SID is known (a node id is not a name people see); RSSI/SNR
- *   and last-heard are not reported (`has_rssi` false, `last_heard_ms_ago` 0): the frame events
- *   carry no sender and the control plane does not expose when it last heard a neighbour.
+ * - neighbours: only those whose SID is known (a node id is not a name people see), with the
+ *   RSSI/SNR of the last HELLO heard where the link reports them, and how long ago it came.
  * - interface state "opening" is reported as "connecting" (the .proto's word).
  * - frames_refused: frames the link threw for or dropped, plus the pacer's refusals seen since
  *   the API started (the gateway's 'refused' events).
@@ -677,7 +676,9 @@ export class ApiService implements GatewayService {
     for (const n of this.node.control.neighbours()) {
       const sid = n.sid ?? this.node.control.node(n.id)?.sid;
       if (sid === undefined) continue;
-      out.push({ sid, interface: n.iface, symmetric: n.symmetric, in_ratio: n.inRatio, out_ratio: n.outRatio, has_rssi: false, rssi_dbm: 0, snr_db: 0, last_heard_ms_ago: 0 });
+      const ago = Math.max(0, Math.round(this.clock.now() - n.lastHeardAt));
+      const signal = n.rssiDbm !== undefined ? { has_rssi: true, rssi_dbm: n.rssiDbm, snr_db: n.snrDb ?? 0 } : { has_rssi: false, rssi_dbm: 0, snr_db: 0 };
+      out.push({ sid, interface: n.iface, symmetric: n.symmetric, in_ratio: n.inRatio, out_ratio: n.outRatio, ...signal, last_heard_ms_ago: ago });
     }
     return out;
   }

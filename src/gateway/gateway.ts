@@ -208,7 +208,8 @@ export class Gateway {
         ...(frame.from ? { from: `${frame.from.address}:${frame.from.port}` } : {}),
       });
       this.options.onFrame?.(link.name, frame);
-      this.options.mesh?.receive(link.name, frame.data, this.clock.now(), frame.from);
+      const signal = frame.rssiDbm !== undefined || frame.snrDb !== undefined ? { ...(frame.rssiDbm !== undefined ? { rssiDbm: frame.rssiDbm } : {}), ...(frame.snrDb !== undefined ? { snrDb: frame.snrDb } : {}) } : undefined;
+      this.options.mesh?.receive(link.name, frame.data, this.clock.now(), frame.from, signal);
       this.loop.wake();
     });
   }

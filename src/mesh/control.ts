@@ -190,6 +190,17 @@ export interface Neighbour {
   /** How well it hears ours, as it reports (0..1). */
   outRatio: number;
   endpoint: Endpoint | undefined;
+  /** When we last heard one of its HELLOs (the control plane's `now`). */
+  lastHeardAt: number;
+  /** Signal of its last HELLO, where the link reports it (LoRa modems, the simulator). */
+  rssiDbm?: number;
+  snrDb?: number;
+}
+
+/** Received signal of a frame, where the link reports it. */
+export interface FrameSignal {
+  rssiDbm?: number;
+  snrDb?: number;
 }
 
 /** One packet for the air, tagged for the pacer (see the file comment). */
@@ -280,6 +291,8 @@ interface LinkState extends Timed {
   lostUntil: number;
   validityMs: number;
   endpoint: Endpoint | undefined;
+  rssiDbm?: number;
+  snrDb?: number;
 }
 
 interface TcState extends Timed {
@@ -403,6 +416,8 @@ export class ControlPlane {
   private tag: { kind: string; generation: number } = { kind: 'tc', generation: 0 };
   private now = 0;
   private from: Endpoint | undefined;
+  /** Signal of the packet being read (from `receive`). */
+  private signal: FrameSignal | undefined;
   private tcSeq = 0;
   private nextTc = 0;
   private lastTcAt = -Infinity;
@@ -476,10 +491,11 @@ export class ControlPlane {
   }
 
   /** An RFC 5444 packet received on `iface`. */
-  receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint): void {
+  receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint, signal?: FrameSignal): void {
     if (!this.ifaces.has(iface)) return;
     this.now = now;
     this.from = from;
+    this.signal = signal;
     const r = this.reader.handlePacket(bytes, iface);
     if (!r.ok) this.counters.malformed++;
     this.writer.flushAll();
@@ -529,6 +545,9 @@ export class ControlPlane {
           inRatio: l.inRatio,
           outRatio: l.outRatio,
           endpoint: l.endpoint,
+          lastHeardAt: l.heardAt,
+          ...(l.rssiDbm !== undefined ? { rssiDbm: l.rssiDbm } : {}),
+          ...(l.snrDb !== undefined ? { snrDb: l.snrDb } : {}),
         });
       }
     }
@@ -1064,6 +1083,8 @@ export class ControlPlane {
       l.endpoint = this.from;
     }
     l.heardAt = this.now;
+    if (this.signal?.rssiDbm !== undefined) l.rssiDbm = this.signal.rssiDbm;
+    if (this.signal?.snrDb !== undefined) l.snrDb = this.signal.snrDb;
     l.heardUntil = this.now + validity;
     l.lostUntil = l.heardUntil + validity;
     l.validityMs = validity;

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Endpoint } from '../link/link.js';
 import type { PriorityClass } from '../link/pacer.js';
-import { ControlPlane, nodeIdOf, type ControlInterface, type ControlOptions } from './control.js';
+import { ControlPlane, nodeIdOf, type ControlInterface, type ControlOptions, type FrameSignal } from './control.js';
 import {
   AddressForm,
   SHORT_ADDRESS,
@@ -255,10 +255,10 @@ export class MeshNode {
   }
 
   /** Bytes received on a link. Never throws and never calls application code. */
-  receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint): void {
+  receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint, signal?: FrameSignal): void {
     if (!this.interfaces.has(iface)) return;
     if (isMeshFrame(bytes)) this.handleFrame(iface, bytes);
-    else this.control.receive(iface, bytes, now, from);
+    else this.control.receive(iface, bytes, now, from, signal);
     this.collectControl();
   }
 
