@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,15 @@ import { formatPingSummary } from '../src/cli/ping.js';
 import type { DaemonStatus, Neighbour, Route } from '../src/api/client.js';
 
 const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
+
+/** Waits for `cond` (polled every 50 ms); fails with `detail()` after `ms`. */
+async function until(cond: () => boolean, ms: number, detail: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out; stderr so far: ${detail()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /** Runs the built bin without blocking this process (a daemon may run in it). */
 function meshgw(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -448,6 +458,35 @@ describe('two daemons on a shared KISS medium', () => {
     expect(r.stdout).toContain(`--- ${a.slice(0, 12)}… ping statistics ---\n2 packets transmitted, `);
     expect(lines[lines.length - 1]).toMatch(/^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms$/);
   }, 45_000);
+
+  it('meshgw msg over the mesh: listen --port on one daemon, send SID:PORT through the other', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-msg-'));
+    const file = join(dir, 'note.txt');
+    const body = Buffer.from('a Strokkur message across two daemons\n'.repeat(20));
+    writeFileSync(file, body);
+    const listener = spawn(process.execPath, [bin, 'msg', 'listen', '--port', '65', '--api', `127.0.0.1:${apiA}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      let err = '';
+      listener.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      listener.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      await until(() => err.includes('listening on mesh port 65'), 15_000, () => err);
+      const a = sidToHex(daemons[0]!.identity.sid);
+      const sent = await meshgw(['msg', 'send', `${a.slice(0, 10)}:65`, file, '--api', `127.0.0.1:${apiB}`], 40_000);
+      expect(sent.stderr).toMatch(new RegExp(`^meshgw: sent ${body.length} bytes to ${a.slice(0, 12)}…:65 over the mesh \\(message [0-9a-f]{32}\\)\n$`));
+      expect(sent.code).toBe(0);
+      await until(() => out.includes('\n'), 30_000, () => err);
+      const line = JSON.parse(out.trim().split('\n')[0]!) as Record<string, unknown>;
+      expect(line).toMatchObject({ from: sidToHex(daemons[1]!.identity.sid), port: 65, size: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    } finally {
+      listener.kill('SIGTERM');
+    }
+    // --udp and --port together, or neither: a usage error.
+    const both = await meshgw(['msg', 'listen', '--port', '65', '--udp', '0']);
+    expect(both.code).toBe(2);
+    const neither = await meshgw(['msg', 'listen']);
+    expect(neither.code).toBe(2);
+  }, 90_000);
 
   it('an MSP stream through both APIs: a Duplex each side, bytes echoed, ends on both', async () => {
     const a = await MeshgwClient.connect({ port: apiA });

@@ -1,6 +1,8 @@
 /**
  * `meshgw msg send HOST:PORT FILE|-` and `meshgw msg listen --udp PORT`: Strokkur messages over
- * plain UDP, no daemon needed.
+ * plain UDP, no daemon needed. `meshgw msg send SID[:PORT] FILE|-` and `meshgw msg listen
+ * --port PORT`: the same over the mesh, through the running daemon's API (SID: a unique prefix of
+ * at least 8 hex digits of a known node; PORT: the mesh port, default MESH_MSG_PORT).
  *
  * send: reads the file (or stdin), sends it as one message from an ephemeral port, paced at
  * `--bit-rate` (a receiver's kernel buffer holds only a few hundred datagrams), waits until every
@@ -23,17 +25,31 @@ import { MAX_MESSAGE } from '../strokkur/chunk.js';
 import { Strokkur } from '../strokkur/strokkur.js';
 import { UdpStrokkurTransport, endpointKey } from '../strokkur/udp.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
+import { apiOptions, withApi, type ApiOptions } from './api-connect.js';
+import { resolveSid } from './ping.js';
+import { hexOfSid, shortSid } from './sid.js';
 
 export const DEFAULT_MSG_BIT_RATE = 10_000_000;
+/** The mesh port `msg` uses when none is given (Strokkur messages between daemons). */
+export const MESH_MSG_PORT = 65;
 
-interface SendOptions {
+/** A mesh target: 8 to 64 hex digits (a SID prefix), optionally `:port`; anything else is HOST:PORT. */
+export function parseMeshTarget(value: string): { sid: string; port: number | undefined } | undefined {
+  const m = /^([0-9a-fA-F]{8,64})(?::(\d+))?$/.exec(value);
+  if (!m) return undefined;
+  const port = m[2] !== undefined ? parseIntOption('the mesh port', m[2], 1, 255) : undefined;
+  return { sid: m[1]!.toLowerCase(), port };
+}
+
+interface SendOptions extends Partial<ApiOptions> {
   redundancy?: string;
   mtu: string;
   bitRate: string;
 }
 
-interface ListenOptions {
+interface ListenOptions extends Partial<ApiOptions> {
   udp?: string;
+  port?: string;
   host: string;
   out?: string;
 }
@@ -80,17 +96,32 @@ async function readMessage(file: string): Promise<Uint8Array> {
 }
 
 export function msgSendOptions(cmd: Command): Command {
-  return cmd
-    .argument('<host:port>', 'where the listener is, e.g. 127.0.0.1:4270 or [::1]:4270')
-    .argument('<file>', 'the message: a file, or - to read stdin (1 byte to 4 MiB)')
-    .option('--redundancy <r>', 'redundant rows beyond the first (R); default 4')
-    .option('--mtu <bytes>', 'largest datagram', '1200')
-    .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced', String(DEFAULT_MSG_BIT_RATE));
+  return apiOptions(
+    cmd
+      .argument('<target>', `HOST:PORT of a UDP listener (e.g. 127.0.0.1:4270, [::1]:4270), or SID[:PORT] of a mesh node through the daemon (mesh port default ${MESH_MSG_PORT})`)
+      .argument('<file>', 'the message: a file, or - to read stdin (1 byte to 4 MiB)')
+      .option('--redundancy <r>', 'redundant rows beyond the first (R); default 4')
+      .option('--mtu <bytes>', 'largest datagram (UDP only)', '1200')
+      .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced (UDP only)', String(DEFAULT_MSG_BIT_RATE)),
+  );
+}
+
+/** Through the daemon: the message goes to (sid, port) over the mesh; the daemon paces it by airtime. */
+async function sendOverMesh(target: { sid: string; port: number | undefined }, data: Uint8Array, redundancy: number | undefined, opts: SendOptions): Promise<void> {
+  const port = target.port ?? MESH_MSG_PORT;
+  await withApi({ api: opts.api!, ...(opts.apiToken !== undefined ? { apiToken: opts.apiToken } : {}) }, async (client) => {
+    const sid = await resolveSid(client, target.sid);
+    const r = await client.strokkur.send(sid, port, data, redundancy !== undefined ? { redundancy } : {});
+    if (!r.ok) throw new Error(`the message to ${shortSid(sid)}:${port} was not sent: ${r.error ?? 'unknown reason'}`);
+    process.stderr.write(`meshgw: sent ${data.length} bytes to ${shortSid(sid)}:${port} over the mesh (message ${hexOfSid(r.uuid)})\n`);
+  });
 }
 
 export async function runMsgSendCommand(target: string, file: string, opts: SendOptions): Promise<void> {
-  const { host, port } = parseHostPort(target);
   const redundancy = opts.redundancy !== undefined ? parseIntOption('--redundancy', opts.redundancy, 0, 1000) : undefined;
+  const mesh = parseMeshTarget(target);
+  if (mesh !== undefined) return sendOverMesh(mesh, await readMessage(file), redundancy, opts);
+  const { host, port } = parseHostPort(target);
   const mtu = parseIntOption('--mtu', opts.mtu, 64, 65_507);
   const bitRate = parseNumberOption('--bit-rate', opts.bitRate, 0, 1e11);
   const data = await readMessage(file);
@@ -120,10 +151,13 @@ export async function runMsgSendCommand(target: string, file: string, opts: Send
 }
 
 export function msgListenOptions(cmd: Command): Command {
-  return cmd
-    .option('--udp <port>', 'UDP port to listen on (0: any free port, printed on stderr)')
-    .option('--host <addr>', 'address to bind', '0.0.0.0')
-    .option('--out <dir>', 'store each message as a file in this directory');
+  return apiOptions(
+    cmd
+      .option('--udp <port>', 'UDP port to listen on (0: any free port, printed on stderr)')
+      .option('--port <port>', `mesh port to listen on through the daemon (e.g. ${MESH_MSG_PORT})`)
+      .option('--host <addr>', 'address to bind (UDP only)', '0.0.0.0')
+      .option('--out <dir>', 'store each message as a file in this directory'),
+  );
 }
 
 /** `<UTC time>-<source>-<sha prefix>`, safe as a file name on any system. */
@@ -132,18 +166,61 @@ export function messageFileName(at: Date, source: string, sha256: string): strin
   return `${time}-${source.replace(/[^A-Za-z0-9.]+/g, '_').replace(/^_+|_+$/g, '')}-${sha256.slice(0, 16)}`;
 }
 
+/** One received message: its JSON line on stdout, after its file (with --out) is written. */
+async function reportMessage(out: string | undefined, source: string, bytes: Uint8Array, extra: Record<string, string | number> = {}): Promise<void> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const line: Record<string, string | number> = { from: source, ...extra, size: bytes.length, sha256 };
+  if (out !== undefined) {
+    const file = join(out, messageFileName(new Date(), source, sha256));
+    try {
+      await writeFile(file, bytes, { flag: 'wx' });
+      line.file = file;
+    } catch (err) {
+      // The same message from the same source in the same millisecond: it is already there.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') line.file = file;
+      else process.stderr.write(`meshgw: cannot store the message from ${source}: ${(err as Error).message}\n`);
+    }
+  }
+  process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+async function makeOut(out: string | undefined): Promise<void> {
+  if (out === undefined) return;
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (err) {
+    throw new Error(`cannot create '${out}': ${(err as Error).message}`);
+  }
+}
+
+/** Through the daemon: every Strokkur message to our mesh port, until SIGINT/SIGTERM. */
+async function listenOverMesh(port: number, opts: ListenOptions): Promise<void> {
+  await makeOut(opts.out);
+  await withApi({ api: opts.api!, ...(opts.apiToken !== undefined ? { apiToken: opts.apiToken } : {}) }, async (client) => {
+    const messages = await client.strokkur.listen(port);
+    process.stderr.write(`meshgw: listening on mesh port ${port}\n`);
+    let received = 0;
+    const stop = (): void => {
+      void messages.return?.();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    for await (const m of messages) {
+      received++;
+      await reportMessage(opts.out, hexOfSid(m.sid), m.data, { port, uuid: hexOfSid(m.uuid) });
+    }
+    process.stderr.write(`meshgw: received ${received} messages\n`);
+  });
+}
+
 export async function runMsgListenCommand(opts: ListenOptions): Promise<void> {
-  if (opts.udp === undefined) throw new UsageError("required option '--udp <port>' not specified");
+  if (opts.udp !== undefined && opts.port !== undefined) throw new UsageError('--udp and --port exclude each other: UDP without a daemon, or a mesh port through it');
+  if (opts.port !== undefined) return listenOverMesh(parseIntOption('--port', opts.port, 1, 255), opts);
+  if (opts.udp === undefined) throw new UsageError("one of '--udp <port>' (UDP, no daemon) or '--port <port>' (a mesh port, through the daemon) is required");
   const port = parseIntOption('--udp', opts.udp, 0, 65535);
   if (isIP(opts.host) === 0) throw new UsageError(`--host must be an IPv4 or IPv6 address, got '${opts.host}'`);
   const out = opts.out;
-  if (out !== undefined) {
-    try {
-      await mkdir(out, { recursive: true });
-    } catch (err) {
-      throw new Error(`cannot create '${out}': ${(err as Error).message}`);
-    }
-  }
+  await makeOut(out);
   const transport = await UdpStrokkurTransport.open({ port, address: opts.host, receiveBufferBytes: 8 * 1024 * 1024 });
   const strokkur = new Strokkur(transport);
   const local = transport.localEndpoint();
@@ -153,23 +230,7 @@ export async function runMsgListenCommand(opts: ListenOptions): Promise<void> {
   let chain: Promise<void> = Promise.resolve();
   strokkur.on('message', (from, bytes) => {
     const source = endpointKey(from);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const at = new Date();
-    chain = chain.then(async () => {
-      const line: Record<string, string | number> = { from: source, size: bytes.length, sha256 };
-      if (out !== undefined) {
-        const file = join(out, messageFileName(at, source, sha256));
-        try {
-          await writeFile(file, bytes, { flag: 'wx' });
-          line.file = file;
-        } catch (err) {
-          // The same message from the same source in the same millisecond: it is already there.
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') line.file = file;
-          else process.stderr.write(`meshgw: cannot store the message from ${source}: ${(err as Error).message}\n`);
-        }
-      }
-      process.stdout.write(JSON.stringify(line) + '\n');
-    });
+    chain = chain.then(() => reportMessage(out, source, bytes));
   });
   strokkur.on('error', (err) => process.stderr.write(`meshgw: from ${err.sourceKey}: ${err.reason}\n`));
 
