@@ -498,6 +498,21 @@ describe('the app API over two gateways on real UDP loopback', () => {
     apis[0]!.handleGatewayEvent({ event: 'state', interface: 'udp0', state: 'up' });
     const st = await all.take((m) => m.type === 'event_ind', 'interface-state');
     expect(st.body).toMatchObject({ event: 'interface-state', interface: 'udp0', state: 'up' });
+    // ["none"] unsubscribes: nothing more arrives (the status answer after the event proves the order).
+    expect((await all.request('subscribe_req', { events: ['none'] })).type).toBe('subscribe_rsp');
+    const before = all.messages.filter((m) => m.type === 'event_ind').length;
+    apis[0]!.handleGatewayEvent({ event: 'state', interface: 'udp0', state: 'reconnecting' });
+    expect((await all.request('status_req', {})).type).toBe('status_rsp');
+    expect(all.messages.filter((m) => m.type === 'event_ind').length).toBe(before);
+  });
+
+  it('stops a Strokkur listener on strokkur_unlisten_req, and frees its port', async () => {
+    const b = await client(portB);
+    expect((await b.request('strokkur_listen_req', { port: 51 })).type).toBe('strokkur_listen_rsp');
+    expect((await b.request('strokkur_unlisten_req', { port: 51 })).type).toBe('strokkur_unlisten_rsp');
+    expect((await b.request('strokkur_unlisten_req', { port: 51 })).body['code']).toBe('not-found');
+    // The port is free again: listening anew works.
+    expect((await b.request('strokkur_listen_req', { port: 51 })).type).toBe('strokkur_listen_rsp');
   });
 
   it('frees the streams and ports of a client that goes away', async () => {

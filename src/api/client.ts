@@ -607,7 +607,12 @@ export class MeshgwStrokkur extends EventEmitter<{ progress: [StrokkurProgress] 
 
   /** Messages arriving on `port`, as an async iterator (the daemon starts delivering once this resolves). */
   async listen(port: number): Promise<AsyncIterableIterator<StrokkurMessage>> {
-    const queue = new AsyncQueue<StrokkurMessage & { port: number }>(DEFAULT_QUEUE_CAP, () => this.ports.delete(port));
+    // Leaving the iterator (break, return) stops the daemon's listener too.
+    const queue = new AsyncQueue<StrokkurMessage & { port: number }>(DEFAULT_QUEUE_CAP, () => {
+      if (this.ports.get(port) !== queue) return;
+      this.ports.delete(port);
+      this.client.request('strokkur_unlisten_req', { port }, 'strokkur_unlisten_rsp', () => undefined).catch(() => undefined);
+    });
     await this.client.request('strokkur_listen_req', { port }, 'strokkur_listen_rsp', () => {
       this.ports.set(port, queue);
       return undefined;

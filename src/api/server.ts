@@ -637,6 +637,14 @@ export class ApiService implements GatewayService {
         return this.strokkurSend(c, b, rid);
       case 'strokkur_listen_req':
         return this.strokkurListen(c, b, rid);
+      case 'strokkur_unlisten_req': {
+        const port = portField(b, 'port');
+        const s = c.strokkurListens.get(port);
+        if (s === undefined) throw new ApiError('not-found', `this client does not listen for Strokkur messages on port ${port}`);
+        c.strokkurListens.delete(port);
+        s.close();
+        return this.send(c, 'strokkur_unlisten_rsp', { request_id: rid });
+      }
       default:
         throw new ApiError('bad-request', `'${type}' is not a request`);
     }
@@ -704,12 +712,13 @@ export class ApiService implements GatewayService {
 
   private subscribe(c: ClientState, b: Record<string, unknown>, rid: number): void {
     const events = b['events'];
-    if (!Array.isArray(events) || events.some((e) => typeof e !== 'string' || !(API_EVENTS as readonly string[]).includes(e))) {
-      throw new ApiError('bad-request', `events must be among ${API_EVENTS.join(', ')} (none: all)`);
+    const none = Array.isArray(events) && events.length === 1 && events[0] === 'none';
+    if (!Array.isArray(events) || (!none && events.some((e) => typeof e !== 'string' || !(API_EVENTS as readonly string[]).includes(e)))) {
+      throw new ApiError('bad-request', `events must be among ${API_EVENTS.join(', ')} (an empty list: all; ["none"]: none)`);
     }
     const percent = b['airtime_low_percent'];
     if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) throw new ApiError('bad-request', 'airtime_low_percent must be 0..100');
-    c.events = new Set(events.length === 0 ? API_EVENTS : (events as string[]));
+    c.events = new Set(none ? [] : events.length === 0 ? API_EVENTS : (events as string[]));
     c.airtimeLowPercent = percent;
     c.airtimeLow.clear();
     this.updateAirtimeCheck();
