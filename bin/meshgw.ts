@@ -17,6 +17,8 @@ import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendComman
 import { messiGenerateOptions, runMessiGenerateCommand } from '../src/cli/messi.js';
 import { runNeighboursCommand, runRoutesCommand, runStatusCommand, stateOptions } from '../src/cli/state.js';
 import { pingOptions, runPingCommand } from '../src/cli/ping.js';
+import { catOptions, listenOptions, runCatCommand, runListenCommand } from '../src/cli/cat.js';
+import { receiveOptions, runReceiveCommand, runSendCommand, sendOptions } from '../src/cli/transfer.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -96,6 +98,16 @@ export function buildProgram(): Command {
   );
   pingOptions(program.command('ping').description("ping a node's echo service through a running daemon, like ping(8)")).action(
     runPingCommand,
+  );
+  catOptions(program.command('cat').description('netcat over MSP: stdin into a stream to SID:PORT, the stream out on stdout')).action(runCatCommand);
+  listenOptions(program.command('listen').description('netcat over MSP: accept a stream on PORT, stdin into it, it out on stdout')).action(
+    runListenCommand,
+  );
+  sendOptions(program.command('send').description('send a file over MSP to a node running `meshgw receive` (name, size, sha256 checked)')).action(
+    runSendCommand,
+  );
+  receiveOptions(program.command('receive').description('receive one file over MSP into DIR (names sanitised, size capped, sha256 checked)')).action(
+    runReceiveCommand,
   );
 
   modemEmulatorOptions(

@@ -297,6 +297,14 @@ export class MeshgwStream extends Duplex {
   private readEnded = false;
   private closedByServer = false;
   private readonly hwm: number;
+  private settleClosed!: (error: string | undefined) => void;
+  /**
+   * Settles when the daemon reports the stream gone: '' after a clean end of both directions
+   * (our FIN delivered too), else its error ("timeout", "reset", "closed", "credit", "limit");
+   * undefined when the connection to the daemon was lost first. A program that disconnects
+   * right after a clean end should wait for it, or the daemon resets the stream it drops.
+   */
+  readonly whenClosed: Promise<string | undefined> = new Promise((resolve) => (this.settleClosed = resolve));
 
   /** @internal Created by MeshgwClient.openStream and by listeners. */
   constructor(
@@ -346,6 +354,7 @@ export class MeshgwStream extends Duplex {
   /** @internal */
   onClosed(error: string): void {
     this.closedByServer = true;
+    this.settleClosed(error);
     if (this.destroyed) return;
     if (error === '' || error === 'closed') {
       // Both directions ended: what is buffered is still read; then the Duplex destroys itself.
@@ -360,6 +369,7 @@ export class MeshgwStream extends Duplex {
   /** @internal The connection dropped (err), or the app closed the client (no error). */
   onConnectionLost(err: Error | undefined): void {
     this.closedByServer = true;
+    this.settleClosed(undefined);
     if (!this.destroyed) this.destroy(err);
   }
 
@@ -402,7 +412,8 @@ export class MeshgwStream extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const graceful = err === null && this.readEnded && this.writableFinished;
     if (!graceful && !this.closedByServer) this.client.sendRaw({ type: 'stream_close', body: { stream_id: this.streamId } });
-    this.client.forgetStream(this.streamId);
+    // Registered until the daemon's stream_closed_ind (or the connection's loss) settles `closed`.
+    if (this.closedByServer) this.client.forgetStream(this.streamId);
     if (this.pending) this.failPending(err ?? new MeshgwStreamError('closed', 'stream destroyed'));
     cb(err);
   }
