@@ -32,6 +32,7 @@ import {
   sendFile,
 } from '../src/cli/transfer.js';
 import { UsageError } from '../src/cli/usage-error.js';
+import { LossyProxy, bindUdp } from './lossy-proxy.js';
 
 const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
 
@@ -359,3 +360,84 @@ describe('two daemons on a shared KISS medium', () => {
     expect(readdirSync(dir)).toEqual([]);
   }, 60_000);
 });
+
+/** Two daemons over real UDP on loopback, each with a static peer: directly, or through a lossy proxy. */
+describe('two daemons over UDP loopback', () => {
+  const daemons: Daemon[] = [];
+  let proxy: LossyProxy | undefined;
+
+  async function pair(lossy: boolean): Promise<{ apiA: string; apiB: string; sidA: string }> {
+    const [pA, pB] = [await freeUdpPort(), await freeUdpPort()];
+    if (lossy) proxy = await LossyProxy.open(pA, pB, 0x7e57);
+    const peerOfA = lossy ? proxy!.portForA : pB;
+    const peerOfB = lossy ? proxy!.portForB : pA;
+    for (const [port, peer] of [
+      [pA, peerOfA],
+      [pB, peerOfB],
+    ] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-udp-'));
+      daemons.push(
+        await startDaemon({
+          interfaces: [{ kind: 'udp', address: '127.0.0.1', port, peers: [{ address: '127.0.0.1', port: peer }] }],
+          region: 'none',
+          keyFile: join(dir, 'identity.json'),
+          stateDir: join(dir, 'state'),
+          statusIntervalMs: 0,
+          api: { host: '127.0.0.1', port: 0 },
+        }),
+      );
+    }
+    const [a, b] = daemons.slice(-2) as [Daemon, Daemon];
+    const sidA = sidToHex(a.identity.sid);
+    const c = await MeshgwClient.connect({ port: b.api!.address!.port });
+    try {
+      for (let i = 0; i < 300 && !(await c.routes()).some((r) => sidToHex(r.destination) === sidA); i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await c.close();
+    }
+    return { apiA: `127.0.0.1:${a.api!.address!.port}`, apiB: `127.0.0.1:${b.api!.address!.port}`, sidA };
+  }
+
+  afterAll(async () => {
+    for (const d of daemons.splice(0)) await d.stop();
+    proxy?.close();
+  });
+
+  for (const lossy of [false, true]) {
+    it(`send/receive 5 MiB ${lossy ? 'through a proxy with 20 % loss, 5 % duplication, 10 % reordering' : 'directly'}: the SHA-256 checked`, async () => {
+      const { apiA, apiB, sidA } = await pair(lossy);
+      const root = mkdtempSync(join(tmpdir(), 'meshgw-cli-udp-'));
+      const data = randomBytes(5 * 1024 * 1024);
+      const src = join(root, 'big.bin');
+      writeFileSync(src, data);
+      const dir = join(root, 'in');
+      const receive = meshgw(['receive', dir, '--api', apiA], '', 120_000);
+      await receive.waitStderr(/waiting for a file on port 64/);
+      const started = Date.now();
+      const send = meshgw(['send', sidA.slice(0, 8), src, '--quiet', '--api', apiB], '', 120_000);
+      const [r, s] = await Promise.all([receive.done, send.done]);
+      expect(s.code, s.stderr).toBe(0);
+      expect(r.code, r.stderr).toBe(0);
+      expect(sha(readFileSync(join(dir, 'big.bin')))).toBe(sha(data));
+      expect(readdirSync(dir)).toEqual(['big.bin']);
+      const seconds = (Date.now() - started) / 1000;
+      console.log(`5 MiB ${lossy ? 'lossy' : 'direct'}: ${seconds.toFixed(1)} s (${(5 / seconds).toFixed(2)} MiB/s)${proxy && lossy ? `; proxy ${JSON.stringify(proxy.totals())}` : ''}`);
+      if (lossy) {
+        const t = proxy!.totals();
+        expect(t.drop).toBeGreaterThan(0);
+        expect(t.duplicate).toBeGreaterThan(0);
+        expect(t.reorder).toBeGreaterThan(0);
+      }
+      for (const d of daemons.splice(0)) await d.stop();
+      proxy?.close();
+      proxy = undefined;
+    }, 150_000);
+  }
+});
+
+async function freeUdpPort(): Promise<number> {
+  const s = await bindUdp(0);
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -19,7 +19,8 @@ export type InterfaceSpec =
   | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string }
   | { kind: 'slip'; name?: string; path: string; baudRate?: number }
   | { kind: 'kiss-tcp'; name?: string; host: string; port: number; callsign?: string }
-  | { kind: 'udp'; name?: string; interface?: string; address?: string; port: number }
+  /** `peers`: static unicast peers (for links without broadcast, or two daemons on one host). */
+  | { kind: 'udp'; name?: string; interface?: string; address?: string; port: number; peers?: Array<{ address: string; port: number }> }
   /** A simulated radio with a simulated neighbour node on it. */
   | { kind: 'sim' };
 

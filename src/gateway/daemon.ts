@@ -108,7 +108,14 @@ function buildOne(
     case 'udp':
       return {
         iface: {
-          link: new UdpLink({ name, port: spec.port, ...(spec.address ? { address: spec.address } : {}), ...(spec.interface ? { interface: spec.interface } : {}), log }),
+          link: new UdpLink({
+            name,
+            port: spec.port,
+            ...(spec.address ? { address: spec.address } : {}),
+            ...(spec.interface ? { interface: spec.interface } : {}),
+            ...(spec.peers && spec.peers.length > 0 ? { peers: spec.peers } : {}),
+            log,
+          }),
           config: {},
         },
       };
