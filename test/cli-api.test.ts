@@ -430,16 +430,24 @@ describe('two daemons on a shared KISS medium', () => {
     }
     apiA = daemons[0]!.api!.address!.port;
     apiB = daemons[1]!.api!.address!.port;
-    const c = await MeshgwClient.connect({ port: apiB });
-    try {
-      for (let i = 0; i < 150; i++) {
-        if ((await c.routes()).some((r) => sidToHex(r.destination) === sidToHex(daemons[0]!.identity.sid))) break;
-        await new Promise((r) => setTimeout(r, 100));
+    // Routes both ways before any test (on a busy machine discovery over the slow link takes a while).
+    for (const [port, want] of [
+      [apiB, sidToHex(daemons[0]!.identity.sid)],
+      [apiA, sidToHex(daemons[1]!.identity.sid)],
+    ] as const) {
+      const c = await MeshgwClient.connect({ port });
+      try {
+        let found = false;
+        for (let i = 0; i < 600 && !found; i++) {
+          found = (await c.routes()).some((r) => sidToHex(r.destination) === want);
+          if (!found) await new Promise((r) => setTimeout(r, 100));
+        }
+        if (!found) throw new Error(`no route to ${want} after 60 s`);
+      } finally {
+        await c.close();
       }
-    } finally {
-      await c.close();
     }
-  }, 30_000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const d of daemons) await d.stop();
@@ -449,15 +457,15 @@ describe('two daemons on a shared KISS medium', () => {
 
   it('meshgw ping PREFIX: one line per reply, the summary, exit 0', async () => {
     const a = sidToHex(daemons[0]!.identity.sid);
-    const r = await meshgw(['ping', a.slice(0, 10), '-c', '2', '-i', '0.5', '-s', '16', '-W', '15', '--api', `127.0.0.1:${apiB}`], 40_000);
+    const r = await meshgw(['ping', a.slice(0, 10), '-c', '3', '-i', '0.5', '-s', '16', '-W', '15', '--api', `127.0.0.1:${apiB}`], 60_000);
     expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe(`PING ${a.slice(0, 12)}… (${a}): 16 data bytes`);
     expect(r.stdout).toMatch(new RegExp(`16 bytes from ${a.slice(0, 12)}…: seq=\\d hops=1 time=\\d+\\.\\d ms\\n`));
-    expect(r.stdout).toContain(`--- ${a.slice(0, 12)}… ping statistics ---\n2 packets transmitted, `);
+    expect(r.stdout).toContain(`--- ${a.slice(0, 12)}… ping statistics ---\n3 packets transmitted, `);
     expect(lines[lines.length - 1]).toMatch(/^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms$/);
-  }, 45_000);
+  }, 70_000);
 
   it('meshgw msg over the mesh: listen --port on one daemon, send SID:PORT through the other', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-msg-'));

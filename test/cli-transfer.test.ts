@@ -254,15 +254,17 @@ describe('two daemons on a shared KISS medium', () => {
     ] as const) {
       const c = await MeshgwClient.connect({ port });
       try {
-        for (let i = 0; i < 200; i++) {
-          if ((await c.routes()).some((r) => sidToHex(r.destination) === want)) break;
-          await new Promise((r) => setTimeout(r, 100));
+        let found = false;
+        for (let i = 0; i < 600 && !found; i++) {
+          found = (await c.routes()).some((r) => sidToHex(r.destination) === want);
+          if (!found) await new Promise((r) => setTimeout(r, 100));
         }
+        if (!found) throw new Error(`no route to ${want} after 60 s`);
       } finally {
         await c.close();
       }
     }
-  }, 40_000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const d of daemons) await d.stop();
@@ -391,7 +393,12 @@ describe('two daemons over UDP loopback', () => {
     const sidA = sidToHex(a.identity.sid);
     const c = await MeshgwClient.connect({ port: b.api!.address!.port });
     try {
-      for (let i = 0; i < 300 && !(await c.routes()).some((r) => sidToHex(r.destination) === sidA); i++) await new Promise((r) => setTimeout(r, 100));
+      let found = false;
+      for (let i = 0; i < 600 && !found; i++) {
+        found = (await c.routes()).some((r) => sidToHex(r.destination) === sidA);
+        if (!found) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!found) throw new Error(`no route to ${sidA} after 60 s`);
     } finally {
       await c.close();
     }
