@@ -288,15 +288,25 @@ export class MspEndpoint {
    * robin, one packet each per round, so a bulk connection cannot starve another. Before each
    * packet, `ready(peerSid, packetsForPeerSoFar, connection)` (default: always) says whether the
    * first hop towards the peer takes another one (from that connection, at its priority), and `maxBytesFor(peerSid)` gives the payload budget (the
-   * path MTU; undefined: no path, skip the peer). At most `maxPackets` packets in all.
+   * path MTU; undefined: no path, skip the peer). At most `maxPackets` packets in all. With
+   * `send`, packets are handed to it one by one (and the returned list is empty), so a `ready`
+   * that looks at the first hop's queue sees each packet already there.
    */
   pollTransmit(
     now: number,
     maxBytesFor: (peerSid: Uint8Array) => number | undefined,
     ready?: (peerSid: Uint8Array, packetsSoFar: number, connection: MspConnection | undefined) => boolean,
     maxPackets = Infinity,
+    send?: (packet: MspOutgoing) => void,
   ): MspOutgoing[] {
     const out: MspOutgoing[] = [];
+    let sent = 0;
+    // With `send`, each packet goes out before `ready` is asked about the next one.
+    const push = (o: MspOutgoing): void => {
+      sent++;
+      if (send) send(o);
+      else out.push(o);
+    };
     const counts = new Map<string, number>();
     const can = (sid: Uint8Array, sidHex: string, conn?: MspConnection): boolean => ready === undefined || ready(sid, counts.get(sidHex) ?? 0, conn);
     const emitted = (sidHex: string): void => {
@@ -304,7 +314,7 @@ export class MspEndpoint {
     };
 
     // Endpoint RESETs.
-    for (let i = 0; i < this.resets.length && out.length < maxPackets; ) {
+    for (let i = 0; i < this.resets.length && sent < maxPackets; ) {
       const r = this.resets[i]!;
       const budget = maxBytesFor(r.sid);
       if (budget === undefined || budget < r.bytes.length || !can(r.sid, r.sidHex)) {
@@ -312,7 +322,7 @@ export class MspEndpoint {
         continue;
       }
       this.resets.splice(i, 1);
-      out.push({ sid: r.sid, port: r.port, bytes: r.bytes });
+      push({ sid: r.sid, port: r.port, bytes: r.bytes });
       emitted(r.sidHex);
       this.stats.resetsSent++;
     }
@@ -325,9 +335,9 @@ export class MspEndpoint {
       const done = new Set<Entry>();
       let next = start;
       let progress = true;
-      while (progress && out.length < maxPackets) {
+      while (progress && sent < maxPackets) {
         progress = false;
-        for (let i = 0; i < n && out.length < maxPackets; i++) {
+        for (let i = 0; i < n && sent < maxPackets; i++) {
           const idx = (start + i) % n;
           const e = snapshot[idx]!;
           if (done.has(e)) continue;
@@ -343,7 +353,7 @@ export class MspEndpoint {
             if (e.endedAt !== undefined) e.drained = true;
             continue;
           }
-          out.push({ sid: e.sid, port: e.port, bytes: pkt, connection: e.conn });
+          push({ sid: e.sid, port: e.port, bytes: pkt, connection: e.conn });
           emitted(e.sidHex);
           progress = true;
           next = idx + 1;

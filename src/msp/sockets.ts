@@ -743,27 +743,24 @@ export class MspSockets {
 
   private transmit(now: number): void {
     const net = this.network;
+    const priorityOf = (conn: MspConnection | undefined): MspPriority => (conn ? (this.byConnection.get(conn)?.priority ?? 'bulk') : 'bulk');
     const budget = (sid: Uint8Array): number | undefined => net.maxPayload(sid);
-    const ready = (sid: Uint8Array, _n: number, conn: MspConnection | undefined): boolean =>
-      net.ready(sid, conn === undefined ? 'ack' : (this.byConnection.get(conn)?.priority ?? 'bulk'));
+    const ready = (sid: Uint8Array, _n: number, conn: MspConnection | undefined): boolean => net.ready(sid, conn === undefined ? 'ack' : priorityOf(conn));
     for (const ps of this.ports.values()) {
-      // One packet per call: each goes into the first hop's pacer before `ready` is asked again.
-      for (let n = 0; ; n++) {
-        if (n === MAX_PACKETS_PER_PROCESSING) {
-          this.dirty = true; // more may be waiting: the next pass takes them
-          break;
-        }
-        const out: MspOutgoing[] = ps.endpoint.pollTransmit(now, budget, ready, 1);
-        const o = out[0];
-        if (o === undefined) break;
+      let n = 0;
+      // Each packet goes into the first hop's pacer before `ready` is asked about the next.
+      const send = (o: MspOutgoing): void => {
+        n++;
         const numbered = (o.bytes[0]! & FLAG_NUMBERED) !== 0;
-        const priority = !numbered ? 'ack' : o.connection ? (this.byConnection.get(o.connection)?.priority ?? 'bulk') : 'bulk';
-        const r = ps.dgram.send(o.sid, o.port, o.bytes, priority);
+        const r = ps.dgram.send(o.sid, o.port, o.bytes, numbered ? priorityOf(o.connection) : 'ack');
         if (r.ok) this.stats.packetsSent++;
         else this.stats.sendRefused[r.reason] = (this.stats.sendRefused[r.reason] ?? 0) + 1;
-      }
+      };
+      ps.endpoint.pollTransmit(now, budget, ready, MAX_PACKETS_PER_PROCESSING, send);
+      if (n === MAX_PACKETS_PER_PROCESSING) this.dirty = true; // more may be waiting: the next pass takes them
     }
   }
+
 
   private releasePorts(): void {
     for (const ps of [...this.ports.values()]) {
