@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
+import { kissHubPair, type DaemonPair } from './daemon-pair.js';
 import { MeshgwApiError, MeshgwClient, sidToHex } from '../src/index.js';
 import { SidNotFoundError, parseSidPrefix, resolveSidPrefix, shortSid, uniquePrefixLength } from '../src/cli/sid.js';
 import { UsageError } from '../src/cli/usage-error.js';
@@ -399,60 +400,18 @@ describe('a daemon that wants a token', () => {
  */
 describe('two daemons on a shared KISS medium', () => {
   const daemons: Daemon[] = [];
-  const hubConns = new Set<net.Socket>();
-  let hub: net.Server;
+  let pair: DaemonPair | undefined;
   let apiA: number;
   let apiB: number;
 
   beforeAll(async () => {
-    hub = net.createServer((c) => {
-      hubConns.add(c);
-      c.on('data', (b: Buffer) => {
-        for (const o of hubConns) if (o !== c) o.write(b);
-      });
-      c.on('close', () => hubConns.delete(c));
-      c.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
-    const hubPort = (hub.address() as net.AddressInfo).port;
-    for (let i = 0; i < 2; i++) {
-      const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-api2-'));
-      daemons.push(
-        await startDaemon({
-          interfaces: [{ kind: 'kiss-tcp', host: '127.0.0.1', port: hubPort }],
-          region: 'none',
-          keyFile: join(dir, 'identity.json'),
-          stateDir: join(dir, 'state'),
-          statusIntervalMs: 0,
-          api: { host: '127.0.0.1', port: 0 },
-        }),
-      );
-    }
-    apiA = daemons[0]!.api!.address!.port;
-    apiB = daemons[1]!.api!.address!.port;
-    // Routes both ways before any test (on a busy machine discovery over the slow link takes a while).
-    for (const [port, want] of [
-      [apiB, sidToHex(daemons[0]!.identity.sid)],
-      [apiA, sidToHex(daemons[1]!.identity.sid)],
-    ] as const) {
-      const c = await MeshgwClient.connect({ port });
-      try {
-        let found = false;
-        for (let i = 0; i < 600 && !found; i++) {
-          found = (await c.routes()).some((r) => sidToHex(r.destination) === want);
-          if (!found) await new Promise((r) => setTimeout(r, 100));
-        }
-        if (!found) throw new Error(`no route to ${want} after 60 s`);
-      } finally {
-        await c.close();
-      }
-    }
-  }, 90_000);
+    pair = await kissHubPair();
+    daemons.push(pair.a, pair.b);
+    ({ apiA, apiB } = pair);
+  }, 150_000);
 
   afterAll(async () => {
-    for (const d of daemons) await d.stop();
-    for (const c of hubConns) c.destroy();
-    await new Promise<void>((r) => hub?.close(() => r()));
+    await pair?.stop();
   });
 
   it('meshgw ping PREFIX: one line per reply, the summary, exit 0', async () => {

@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
-import { MeshgwClient, sidToHex } from '../src/index.js';
+import { kissHubPair, udpPair, type DaemonPair } from './daemon-pair.js';
+import { MeshgwClient } from '../src/index.js';
 import { parseSidPort } from '../src/cli/cat.js';
 import {
   DEFAULT_TRANSFER_PORT,
@@ -211,65 +211,21 @@ describe('no daemon, bad arguments', () => {
 
 /** Two daemons on one shared KISS "radio" (a TCP hub relaying every byte), as in cli-api.test.ts. */
 describe('two daemons on a shared KISS medium', () => {
-  const daemons: Daemon[] = [];
-  const hubConns = new Set<net.Socket>();
-  let hub: net.Server;
+  let pair: DaemonPair | undefined;
   let apiA: string;
   let apiB: string;
   let sidA: string;
   let sidB: string;
 
   beforeAll(async () => {
-    hub = net.createServer((c) => {
-      hubConns.add(c);
-      c.on('data', (b: Buffer) => {
-        for (const o of hubConns) if (o !== c) o.write(b);
-      });
-      c.on('close', () => hubConns.delete(c));
-      c.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
-    const hubPort = (hub.address() as net.AddressInfo).port;
-    for (let i = 0; i < 2; i++) {
-      const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-xfer-'));
-      daemons.push(
-        await startDaemon({
-          interfaces: [{ kind: 'kiss-tcp', host: '127.0.0.1', port: hubPort }],
-          region: 'none',
-          keyFile: join(dir, 'identity.json'),
-          stateDir: join(dir, 'state'),
-          statusIntervalMs: 0,
-          api: { host: '127.0.0.1', port: 0 },
-        }),
-      );
-    }
-    apiA = `127.0.0.1:${daemons[0]!.api!.address!.port}`;
-    apiB = `127.0.0.1:${daemons[1]!.api!.address!.port}`;
-    sidA = sidToHex(daemons[0]!.identity.sid);
-    sidB = sidToHex(daemons[1]!.identity.sid);
-    // Both ways routed.
-    for (const [port, want] of [
-      [daemons[1]!.api!.address!.port, sidA],
-      [daemons[0]!.api!.address!.port, sidB],
-    ] as const) {
-      const c = await MeshgwClient.connect({ port });
-      try {
-        let found = false;
-        for (let i = 0; i < 600 && !found; i++) {
-          found = (await c.routes()).some((r) => sidToHex(r.destination) === want);
-          if (!found) await new Promise((r) => setTimeout(r, 100));
-        }
-        if (!found) throw new Error(`no route to ${want} after 60 s`);
-      } finally {
-        await c.close();
-      }
-    }
-  }, 90_000);
+    pair = await kissHubPair();
+    apiA = `127.0.0.1:${pair.apiA}`;
+    apiB = `127.0.0.1:${pair.apiB}`;
+    ({ sidA, sidB } = pair);
+  }, 150_000);
 
   afterAll(async () => {
-    for (const d of daemons) await d.stop();
-    for (const c of hubConns) c.destroy();
-    await new Promise<void>((r) => hub?.close(() => r()));
+    await pair?.stop();
   });
 
   it('cat both ways: stdin to the peer, the peer to stdout; stdin EOF ends cleanly, exit 0 on both sides', async () => {
@@ -328,7 +284,7 @@ describe('two daemons on a shared KISS medium', () => {
     const dir = join(root, 'in', 'box');
     const receive = meshgw(['receive', dir, '--port', '65', '--api', apiA]);
     await receive.waitStderr(/waiting for a file on port 65/);
-    const b = await MeshgwClient.connect({ port: daemons[1]!.api!.address!.port });
+    const b = await MeshgwClient.connect({ port: pair!.apiB });
     let err: unknown;
     try {
       const stream = await b.openStream(sidA, 65);
@@ -365,48 +321,18 @@ describe('two daemons on a shared KISS medium', () => {
 
 /** Two daemons over real UDP on loopback, each with a static peer: directly, or through a lossy proxy. */
 describe('two daemons over UDP loopback', () => {
-  const daemons: Daemon[] = [];
+  let daemons: DaemonPair | undefined;
   let proxy: LossyProxy | undefined;
 
   async function pair(lossy: boolean): Promise<{ apiA: string; apiB: string; sidA: string }> {
     const [pA, pB] = [await freeUdpPort(), await freeUdpPort()];
     if (lossy) proxy = await LossyProxy.open(pA, pB, 0x7e57);
-    const peerOfA = lossy ? proxy!.portForA : pB;
-    const peerOfB = lossy ? proxy!.portForB : pA;
-    for (const [port, peer] of [
-      [pA, peerOfA],
-      [pB, peerOfB],
-    ] as const) {
-      const dir = mkdtempSync(join(tmpdir(), 'meshgw-cli-udp-'));
-      daemons.push(
-        await startDaemon({
-          interfaces: [{ kind: 'udp', address: '127.0.0.1', port, peers: [{ address: '127.0.0.1', port: peer }] }],
-          region: 'none',
-          keyFile: join(dir, 'identity.json'),
-          stateDir: join(dir, 'state'),
-          statusIntervalMs: 0,
-          api: { host: '127.0.0.1', port: 0 },
-        }),
-      );
-    }
-    const [a, b] = daemons.slice(-2) as [Daemon, Daemon];
-    const sidA = sidToHex(a.identity.sid);
-    const c = await MeshgwClient.connect({ port: b.api!.address!.port });
-    try {
-      let found = false;
-      for (let i = 0; i < 600 && !found; i++) {
-        found = (await c.routes()).some((r) => sidToHex(r.destination) === sidA);
-        if (!found) await new Promise((r) => setTimeout(r, 100));
-      }
-      if (!found) throw new Error(`no route to ${sidA} after 60 s`);
-    } finally {
-      await c.close();
-    }
-    return { apiA: `127.0.0.1:${a.api!.address!.port}`, apiB: `127.0.0.1:${b.api!.address!.port}`, sidA };
+    daemons = await udpPair(pA, lossy ? proxy!.portForA : pB, pB, lossy ? proxy!.portForB : pA);
+    return { apiA: `127.0.0.1:${daemons.apiA}`, apiB: `127.0.0.1:${daemons.apiB}`, sidA: daemons.sidA };
   }
 
   afterAll(async () => {
-    for (const d of daemons.splice(0)) await d.stop();
+    await daemons?.stop();
     proxy?.close();
   });
 
@@ -435,7 +361,8 @@ describe('two daemons over UDP loopback', () => {
         expect(t.duplicate).toBeGreaterThan(0);
         expect(t.reorder).toBeGreaterThan(0);
       }
-      for (const d of daemons.splice(0)) await d.stop();
+      await daemons?.stop();
+      daemons = undefined;
       proxy?.close();
       proxy = undefined;
     }, 150_000);
