@@ -65,8 +65,13 @@ async function viaDaemons(data: Uint8Array): Promise<Run> {
   const ca = await MeshgwClient.connect({ port: a.api!.address!.port });
   const cb = await MeshgwClient.connect({ port: b.api!.address!.port });
   try {
+    // Routes both ways before the clock starts: without A's route back to B, A's ACKs are refused
+    // (no route) and B backs its RTO off for seconds, which would be measured as the transfer.
     const sidA = sidToHex(a.identity.sid);
-    for (let i = 0; i < 300 && !(await cb.routes()).some((r) => sidToHex(r.destination) === sidA); i++) await new Promise((r) => setTimeout(r, 100));
+    const sidB = sidToHex(b.identity.sid);
+    const hasRoute = async (c: MeshgwClient, to: string): Promise<boolean> => (await c.routes()).some((r) => sidToHex(r.destination) === to);
+    for (let i = 0; i < 300 && !((await hasRoute(cb, sidA)) && (await hasRoute(ca, sidB))); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!((await hasRoute(cb, sidA)) && (await hasRoute(ca, sidB)))) throw new Error('the two daemons found no routes to each other within 30 s');
     const listener = await ca.listen(42);
     const want = createHash('sha256').update(data).digest('hex');
     const run = await measure(async () => {

@@ -50,6 +50,12 @@ export interface UdpLinkOptions {
   bitRate?: number;
   /** Learned peers kept, default 256. */
   maxPeers?: number;
+  /**
+   * Kernel receive and send buffer asked for, bytes; default 1 MiB (Linux caps it at
+   * net.core.rmem_max / wmem_max). A burst larger than the receive buffer is lost in the kernel
+   * before the loop reads it: the default holds a few hundred full datagrams.
+   */
+  socketBufferBytes?: number;
   /** Outgoing queue cap while the socket is not bound; default 256 frames. */
   queueCap?: number;
   log?: (line: string) => void;
@@ -58,6 +64,7 @@ export interface UdpLinkOptions {
 export const DEFAULT_UDP_PORT = 4269;
 const MAX_UDP_PAYLOAD = 65_507;
 const INTERFACE_CHECK_MS = 5_000;
+const DEFAULT_SOCKET_BUFFER_BYTES = 1024 * 1024;
 
 /** Where the socket binds and where one-to-all frames go, as resolved at open. */
 interface Binding {
@@ -180,6 +187,7 @@ export class UdpLink extends BaseLink {
         });
       });
       socket.setBroadcast(true);
+      this.sizeBuffers(socket);
       if (this.options.multicastGroup) {
         socket.setMulticastLoopback(false);
         if (binding.interfaceAddress) socket.setMulticastInterface(binding.interfaceAddress);
@@ -208,6 +216,17 @@ export class UdpLink extends BaseLink {
     }
     this.setState('up', `${binding.bindAddress}:${this.port}${binding.allAddress ? ` → ${binding.allAddress}` : ''}`);
     this.pump();
+  }
+
+  /** Asks for larger kernel buffers; the kernel may give less, and a refusal is only logged. */
+  private sizeBuffers(socket: Socket): void {
+    const want = this.options.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
+    try {
+      if (socket.getRecvBufferSize() < want) socket.setRecvBufferSize(want);
+      if (socket.getSendBufferSize() < want) socket.setSendBufferSize(want);
+    } catch (err) {
+      this.log(`${this.name}: kernel socket buffers stay at their defaults: ${(err as Error).message}`);
+    }
   }
 
   /** Drops the socket and tries again later (state 'reconnecting'). */

@@ -322,6 +322,79 @@ describe('MspConnection acknowledgements and RTT', () => {
   });
 });
 
+describe('MspConnection timeouts: one probe, then time-ordered loss detection', () => {
+  const pair = () => {
+    const a = new MspConnection({ role: 'initiator', connectionId: 0x0a0b0c0d, now: 0, options: TEST_OPTIONS });
+    const b = new MspConnection({ role: 'responder', connectionId: 0x0a0b0c0d, now: 0, options: TEST_OPTIONS });
+    return { a, b };
+  };
+  const flight = (a: MspConnection, n: number, now: number): Uint8Array[] => {
+    for (let i = 0; i < n; i++) a.send(new Uint8Array([i, i, i]), now);
+    const pkts: Uint8Array[] = [];
+    for (let p = a.pollTransmit(now, 200); p !== undefined; p = a.pollTransmit(now, 200)) pkts.push(p);
+    return pkts;
+  };
+  const numberOf = (p: Uint8Array): number => {
+    const d = decodePacket(p);
+    if (!d.ok) throw new Error(d.error.code);
+    return d.packet.packetNumber ?? -1;
+  };
+
+  it('a late ACK (a spurious timeout) costs one packet sent again, not the flight', () => {
+    const { a, b } = pair();
+    const pkts = flight(a, 10, 0);
+    expect(pkts.length).toBe(10);
+    // Nothing is lost, but B's ACK comes after A's RTO (a stalled host).
+    for (const p of pkts) b.handlePacket(p, 50);
+    a.handleTimeout(2500);
+    const probe = a.pollTransmit(2500, 200)!;
+    expect(numberOf(probe)).toBe(9); // the newest: its ACK tells about everything before it
+    expect(a.pollTransmit(2500, 200)).toBeUndefined();
+    a.handlePacket(b.pollTransmit(2600, 200)!, 2600);
+    expect(a.pollTransmit(2600, 200)).toBeUndefined();
+    expect(a.stats.retransmissions).toBe(1);
+    b.handlePacket(probe, 2700);
+    expect(b.stats.duplicates).toBe(1);
+  });
+
+  it('a lost flight goes again within one round trip after the probe is acknowledged', () => {
+    const { a, b } = pair();
+    flight(a, 10, 0); // all lost
+    a.handleTimeout(2000);
+    const probe = a.pollTransmit(2000, 200)!;
+    expect(numberOf(probe)).toBe(9);
+    expect(a.pollTransmit(2000, 200)).toBeUndefined();
+    b.handlePacket(probe, 2100);
+    b.handleTimeout(2100 + TEST_OPTIONS.ackDelayMs!);
+    a.handlePacket(b.pollTransmit(2200, 200)!, 2300);
+    // Packets 0..8 were sent before 9, which arrived: all lost, all sent now, oldest first.
+    const again: number[] = [];
+    for (let p = a.pollTransmit(2300, 200); p !== undefined; p = a.pollTransmit(2300, 200)) {
+      again.push(numberOf(p));
+      b.handlePacket(p, 2400);
+    }
+    expect(again).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(a.stats.timeouts).toBe(1);
+    expect(b.takeReceived().length).toBe(10);
+  });
+
+  it('an ACK of the first copy of a resent packet does not make later packets lost (Karn for loss)', () => {
+    const { a, b } = pair();
+    const pkts = flight(a, 10, 0);
+    // 0..4 arrive late; the RTO resends 9 as the probe; B then acks only what it has: 0..4.
+    a.handleTimeout(2000);
+    a.pollTransmit(2000, 200);
+    for (const p of pkts.slice(0, 5)) b.handlePacket(p, 2050);
+    a.handlePacket(b.pollTransmit(2050, 200)!, 2060);
+    expect(a.pollTransmit(2060, 200)).toBeUndefined(); // 5..8 may still be on their way
+    for (const p of pkts.slice(5)) b.handlePacket(p, 2070);
+    b.handleTimeout(2070 + TEST_OPTIONS.ackDelayMs!);
+    a.handlePacket(b.pollTransmit(2200, 200)!, 2210);
+    expect(a.stats.retransmissions).toBe(1);
+    expect(b.takeReceived().length).toBe(10);
+  });
+});
+
 describe('MspConnection over a lossy channel', () => {
   for (const loss of [0.1, 0.3]) {
     it(`moves 64 KiB intact at ${loss * 100} % loss, 5 % duplication, 10 % reordering`, () => {

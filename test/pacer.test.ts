@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Pacer, PRIORITY_CLASSES, type PacedFrame, type PriorityClass } from '../src/link/pacer.js';
 import type { AirtimeModel } from '../src/link/airtime/model.js';
+import { FixedRateAirtimeModel } from '../src/link/airtime/fixed-rate.js';
 import type { BudgetSpec } from '../src/link/sliding-budget.js';
 
 /** A simple model: 5 ms of preamble plus 1 ms per byte, up to 255 bytes. */
@@ -199,6 +200,25 @@ describe('Pacer refusals', () => {
 });
 
 describe('Pacer scheduling', () => {
+  it('ready says no while the queue has no room for another frame, even where airtime is free (UDP)', () => {
+    const free = new FixedRateAirtimeModel({ maxBytes: 1000 }); // no bit rate: every frame costs 0 ms
+    const pacer = new Pacer<number>({ model: free, maxQueuedBytes: 3000, maxQueuedFrames: 10, maxFramesPerFlow: 10 });
+    const req = (priority: PriorityClass, payload: number) => ({ flow: 'f', priority, bytes: 1000, payload });
+    expect(pacer.ready(0, 'bulk')).toBe(true);
+    expect(pacer.enqueue(0, req('bulk', 1)).ok).toBe(true);
+    expect(pacer.enqueue(0, req('bulk', 2)).ok).toBe(true);
+    expect(pacer.ready(0, 'bulk')).toBe(true);
+    expect(pacer.enqueue(0, req('bulk', 3)).ok).toBe(true);
+    // Full: a bulk sender is told to wait (instead of a refusal it would count as a loss), ...
+    expect(pacer.ready(0, 'bulk')).toBe(false);
+    expect(pacer.enqueue(0, req('bulk', 4))).toMatchObject({ ok: false, reason: 'queue-full' });
+    // ... a higher class is still ready (it would evict bulk), and the release is when to ask again.
+    expect(pacer.ready(0, 'control')).toBe(true);
+    expect(pacer.readyAt(0, 'bulk')).toBe(0);
+    expect(pacer.poll(0)?.payload).toBe(1);
+    expect(pacer.ready(0, 'bulk')).toBe(true);
+  });
+
   it('serves classes in strict priority order', () => {
     const pacer = new Pacer<string>({ model: linear });
     for (const p of [...PRIORITY_CLASSES].reverse()) pacer.enqueue(0, { flow: p, priority: p, bytes: 10, payload: p });

@@ -259,6 +259,8 @@ export class Pacer<T = Uint8Array> {
   private readonly classes: ClassQueue<T>[];
   /** Airtime of the frames queued in each class (the head counted in its own class), for `ready`. */
   private readonly queuedAirtime: number[] = PRIORITY_CLASSES.map(() => 0);
+  /** Bytes queued in each class (the head counted in its own class), for `ready`'s queue room. */
+  private readonly queuedBytesByRank: number[] = PRIORITY_CLASSES.map(() => 0);
   /** The frame chosen to go next, waiting for its budget. */
   private head: PacedFrame<T> | undefined;
   private queuedFrames = 0;
@@ -338,6 +340,7 @@ export class Pacer<T = Uint8Array> {
     cls.push({ ...request, airtimeMs, enqueuedAt: now });
     this.queuedFrames++;
     this.queuedBytes += request.bytes;
+    this.queuedBytesByRank[rank]! += request.bytes;
     this.queuedAirtime[rank]! += airtimeMs;
     this.counters.enqueued++;
     return { ok: true, airtimeMs };
@@ -446,7 +449,19 @@ export class Pacer<T = Uint8Array> {
    * transmissions that must slide out of the window (at most those the block needs).
    */
   ready(now: number, priority: PriorityClass): boolean {
-    return this.readyDelay(now, rankOf(priority)) <= this.readyDelayMs + READY_SLACK_MS;
+    const rank = rankOf(priority);
+    return this.hasRoom(rank) && this.readyDelay(now, rank) <= this.readyDelayMs + READY_SLACK_MS;
+  }
+
+  /**
+   * Whether the queue takes a frame of `maxFrameBytes` in class `rank` without refusing it: the
+   * frames and bytes of this class and above leave room (lower classes would be evicted for it).
+   * Where airtime is free (UDP) this, not the airtime wait, is what holds a fast sender back.
+   */
+  private hasRoom(rank: number): boolean {
+    let bytes = 0;
+    for (let r = 0; r <= rank; r++) bytes += this.queuedBytesByRank[r]!;
+    return bytes + this.maxFrameBytes <= this.maxQueuedBytes && this.framesAhead(rank) < this.maxQueuedFrames;
   }
 
   /**
@@ -459,6 +474,8 @@ export class Pacer<T = Uint8Array> {
    */
   readyAt(now: number, priority: PriorityClass): number {
     const rank = rankOf(priority);
+    // A full queue turns ready by a release (the link's 'ready' wakes a blocked interface).
+    if (!this.hasRoom(rank)) return this.nextDeadline(now) ?? Infinity;
     const delay = this.readyDelay(now, rank);
     if (delay <= this.readyDelayMs + READY_SLACK_MS) return now;
     // Never a time that rounds back to `now`: a caller sleeping until then must find it ready.
@@ -507,6 +524,7 @@ export class Pacer<T = Uint8Array> {
     const rank = rankOf(frame.priority);
     this.queuedFrames--;
     this.queuedBytes -= frame.bytes;
+    this.queuedBytesByRank[rank]! -= frame.bytes;
     const left = this.classes[rank]!.frames + (this.head?.priority === frame.priority ? 1 : 0);
     // Reset when empty, so float sums cannot drift.
     this.queuedAirtime[rank] = left === 0 ? 0 : Math.max(0, this.queuedAirtime[rank]! - frame.airtimeMs);

@@ -191,6 +191,8 @@ interface SentPacket {
   sentAt: number;
   /** Transmission order of the latest transmission (for loss detection). */
   txSeq: number;
+  /** txSeq of the first transmission: what an ACK proves sent before, whichever copy it acknowledges. */
+  firstTx: number;
   transmissions: number;
   /** Selectively acknowledged (kept until the cumulative point passes). */
   sacked: boolean;
@@ -623,13 +625,28 @@ export class MspConnection {
       this.stats.timeouts++;
       this.sentSinceAck = 0;
       this.rto = Math.min(this.rto * 2, this.maxRtoMs);
-      // On a shared half-duplex channel only the oldest goes again (the ACKs it draws find the
-      // rest, by SACK): resending everything at once would hold the channel the ACKs need.
-      for (let n = this.sndUna; n < this.sndNext; n++) {
-        const s = this.sent.get(n);
-        if (s !== undefined && !s.sacked) {
-          s.lost = 'rto';
-          if (this.channelBound) break;
+      // One packet goes again, as a probe (QUIC's PTO, RFC 9002 §6.2; RACK's tail loss probe,
+      // RFC 8985 §7): resending the whole flight would double a flight whose ACK was only late
+      // (a busy host, a GC pause), and on a shared half-duplex channel hold the air the ACKs need.
+      // On a fast path the probe is the newest unacknowledged packet: an ACK of it (of either
+      // copy: its first transmission was the flight's last) shows everything sent before it that
+      // is still unacknowledged as lost, and onAck's time-ordered rule sends that at once. On a
+      // shared channel it is the oldest, whose ACK finds the rest by SACK.
+      if (this.channelBound) {
+        for (let n = this.sndUna; n < this.sndNext; n++) {
+          const s = this.sent.get(n);
+          if (s !== undefined && !s.sacked) {
+            s.lost = 'rto';
+            break;
+          }
+        }
+      } else {
+        for (let n = this.sndNext - 1; n >= this.sndUna; n--) {
+          const s = this.sent.get(n);
+          if (s !== undefined && !s.sacked) {
+            s.lost = 'rto';
+            break;
+          }
         }
       }
       this.rtoArmedAt = this.sent.size > 0 ? now : undefined;
@@ -767,7 +784,7 @@ export class MspConnection {
   }
 
   private newPacket(data: Uint8Array, end: boolean, fin: boolean, now: number): SentPacket {
-    const s: SentPacket = { num: this.sndNext++, data, end, fin, sentAt: now, txSeq: 0, transmissions: 0, sacked: false, lost: false, repairTx: 0, holeSeen: false };
+    const s: SentPacket = { num: this.sndNext++, data, end, fin, sentAt: now, txSeq: 0, firstTx: 0, transmissions: 0, sacked: false, lost: false, repairTx: 0, holeSeen: false };
     this.sent.set(s.num, s);
     this.retainedBytes += data.length;
     this.inFlightBytes += data.length;
@@ -789,6 +806,7 @@ export class MspConnection {
     s.lost = false;
     s.sentAt = now;
     s.txSeq = ++this.txSeq;
+    if (s.transmissions === 1) s.firstTx = s.txSeq;
     if (this.rtoArmedAt === undefined) {
       this.rtoArmedAt = now;
       this.rtoFromIdle = true;
@@ -915,7 +933,7 @@ export class MspConnection {
         s.sacked = true;
         anyNew = true;
         this.inFlightBytes -= s.data.length;
-        this.noteAckedTx(s.txSeq);
+        this.noteAckedTx(s.firstTx);
         this.noteLossSample(s.transmissions > 1 || s.holeSeen);
         if (s.transmissions === 1 && (newest === undefined || s.txSeq > newest.txSeq)) newest = s;
       }
@@ -944,17 +962,24 @@ export class MspConnection {
       this.peerWindowCum = cum;
     }
     if (newest !== undefined) this.rttSample(now - newest.sentAt);
-    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost. A packet covered
-    // by a REPAIR is judged after the REPAIR (3 packets sent after it acknowledged): the peer may
-    // have recovered it.
+    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost, and so is one sent
+    // before an acknowledged packet that has had a round trip and a reordering window (a quarter
+    // of it) to be acknowledged itself — time order, as RACK (RFC 8985), what recovers a lost
+    // flight after one probe. An acknowledged packet counts as sent when it was first sent,
+    // whichever copy arrived. A packet covered by a REPAIR is judged only by the first rule,
+    // after the REPAIR (3 packets sent after it acknowledged): the peer may have recovered it.
     const top = this.topAckedTx[0];
     const third = this.topAckedTx[2];
     if (top !== undefined) {
+      const srtt = this.srtt ?? 0;
+      const overdueMs = srtt + Math.max(CLOCK_GRANULARITY_MS, srtt / 4);
       for (let n = this.sndUna; n < this.sndNext; n++) {
         const s = this.sent.get(n);
         if (s === undefined || s.sacked) continue;
         if (s.txSeq < top) s.holeSeen = true;
-        if (third !== undefined && s.lost === false && Math.max(s.txSeq, s.repairTx) < third) s.lost = 'fast';
+        if (s.lost !== false) continue;
+        if (third !== undefined && Math.max(s.txSeq, s.repairTx) < third) s.lost = 'fast';
+        else if (s.txSeq < top && s.repairTx === 0 && now - s.sentAt >= overdueMs) s.lost = 'fast';
       }
     }
     if (this.sent.size === 0) this.rtoArmedAt = undefined;
