@@ -1,6 +1,7 @@
 /**
  * Seal + open of mesh datagrams (64 B and 1 KiB), beside the same AEAD done natively by
- * node:crypto (OpenSSL's ChaCha20-Poly1305) on the same payloads; the cost of refusing a frame
+ * node:crypto (OpenSSL's ChaCha20-Poly1305) on the same payloads (the sealer itself goes through
+ * src/mesh/aead.ts: node:crypto too where present, noble with MESHGW_AEAD=noble); the cost of refusing a frame
  * from an unknown sender (a flood of throwaway identities) beside one X25519 key agreement, which
  * is what it must not cost; and the per-frame overhead of each frame form beside the 32-byte budget.
  */

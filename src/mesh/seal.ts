@@ -28,7 +28,6 @@
  * reason and nothing unauthenticated is ever returned.
  */
 import { randomBytes } from 'node:crypto';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -44,6 +43,7 @@ import {
   type DatagramPriority,
   type FrameHeader,
 } from './frame.js';
+import { aead } from './aead.js';
 import { SID_LENGTH, sidHex, type Identity } from './identity.js';
 import { ReplayWindow } from './replay.js';
 
@@ -156,7 +156,11 @@ interface Incoming {
   broadcast: boolean;
 }
 
-const equal = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export class FrameSealer {
@@ -168,6 +172,9 @@ export class FrameSealer {
   private counter = 0;
   private readonly replay: ReplayWindow;
   private readonly keys = new Map<string, Uint8Array>();
+  /** The last two keys used, with their HKDF info (see key()). */
+  private readonly lastKeys: Array<{ info: Uint8Array; key: Uint8Array } | undefined> = [undefined, undefined];
+  private lastKeyTurn = 0;
   private readonly shared = new Map<string, Uint8Array>();
   private readonly nextEpoch: () => number;
   private readonly onKeyUse: ((key: Uint8Array, nonce: Uint8Array) => void) | undefined;
@@ -218,8 +225,8 @@ export class FrameSealer {
     this.onKeyUse?.(key, nonce);
     const aad = associatedData(header, header.length);
     const body = r.authOnly
-      ? concat(r.payload, chacha20poly1305(key, nonce, concat(aad, r.payload)).encrypt(new Uint8Array(0)))
-      : chacha20poly1305(key, nonce, aad).encrypt(r.payload);
+      ? concat(r.payload, aead.seal(key, nonce, concat(aad, r.payload), EMPTY))
+      : aead.seal(key, nonce, aad, r.payload);
     return concat(header, body);
   }
 
@@ -331,10 +338,10 @@ export class FrameSealer {
       const key = this.key(src, { epoch: header.epoch, nonce: srcBoot.nonce }, this.identity.sid, this.boot);
       if (header.authOnly) {
         const payload = body.subarray(0, body.length - TAG_LENGTH);
-        chacha20poly1305(key, nonce, concat(aad, payload)).decrypt(body.subarray(body.length - TAG_LENGTH));
+        if (aead.open(key, nonce, concat(aad, payload), body.subarray(body.length - TAG_LENGTH)) === undefined) return undefined;
         return payload.slice();
       }
-      return chacha20poly1305(key, nonce, aad).decrypt(body);
+      return aead.open(key, nonce, aad, body);
     } catch {
       return undefined;
     }
@@ -373,12 +380,18 @@ export class FrameSealer {
    */
   private key(src: Uint8Array, srcBoot: BootToken, dst: Uint8Array, dstBoot: BootToken): Uint8Array {
     const info = keyInfo(src, srcBoot, dst, dstBoot);
+    // A stream of frames uses one key a direction: the last two are compared byte for byte
+    // before the cache's hex id is made.
+    for (const last of this.lastKeys) if (last !== undefined && equal(last.info, info)) return last.key;
     const id = toHex(info);
     let key = this.keys.get(id);
-    if (key) return key;
-    const ss = this.sharedWith(equal(src, this.identity.sid) ? dst : src);
-    key = hkdf(sha256, ss, SALT, info, 32);
-    remember(this.keys, id, key, MAX_KEYS);
+    if (!key) {
+      const ss = this.sharedWith(equal(src, this.identity.sid) ? dst : src);
+      key = hkdf(sha256, ss, SALT, info, 32);
+      remember(this.keys, id, key, MAX_KEYS);
+    }
+    this.lastKeys[this.lastKeyTurn] = { info, key };
+    this.lastKeyTurn ^= 1;
     return key;
   }
 
@@ -417,6 +430,8 @@ function remember(map: Map<string, Uint8Array>, id: string, value: Uint8Array, m
   map.set(id, value);
   if (map.size > max) map.delete(map.keys().next().value!);
 }
+
+const EMPTY = new Uint8Array(0);
 
 function nonceOf(epoch: number, counter: number): Uint8Array {
   const n = new Uint8Array(12);
