@@ -1,0 +1,87 @@
+/**
+ * One daemon of bench/daemons.ts in a process of its own (forked with an IPC channel), so that
+ * the two daemons run as they do in the field — two processes — and their CPU-seconds are their
+ * own. Commands arrive as IPC messages; each gets one reply:
+ *
+ *   { cmd: 'start', udpPort, peerPort }  → { apiPort, sid }      a daemon on 127.0.0.1:udpPort
+ *   { cmd: 'cpu' }                       → { cpuMs }              this process's CPU so far
+ *   { cmd: 'tcp-listen' }                → { port }               the baseline's receiving end
+ *   { cmd: 'tcp-wait' }                  → { bytes }              once the baseline's sender ended
+ *   { cmd: 'tcp-send', port, bytes }     → { sent }               the baseline's sending end
+ *   { cmd: 'stop' }                      → { stopped: true }      then the process exits
+ */
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
+
+type Command =
+  | { cmd: 'start'; udpPort: number; peerPort: number }
+  | { cmd: 'cpu' }
+  | { cmd: 'tcp-listen' }
+  | { cmd: 'tcp-wait' }
+  | { cmd: 'tcp-send'; port: number; bytes: number }
+  | { cmd: 'stop' };
+
+let daemon: Daemon | undefined;
+let tcpReceived: Promise<number> | undefined;
+
+const reply = (m: object): void => {
+  process.send!(m);
+};
+
+async function handle(c: Command): Promise<void> {
+  switch (c.cmd) {
+    case 'start': {
+      const dir = mkdtempSync(join(tmpdir(), 'meshgw-bench-'));
+      daemon = await startDaemon({
+        interfaces: [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }] }],
+        region: 'none',
+        keyFile: join(dir, 'identity.json'),
+        stateDir: join(dir, 'state'),
+        statusIntervalMs: 0,
+        api: { host: '127.0.0.1', port: 0 },
+      });
+      return reply({ apiPort: daemon.api!.address!.port, sid: Buffer.from(daemon.identity.sid).toString('hex') });
+    }
+    case 'cpu': {
+      const u = process.cpuUsage();
+      return reply({ cpuMs: (u.user + u.system) / 1000 });
+    }
+    case 'tcp-listen': {
+      let done!: (n: number) => void;
+      tcpReceived = new Promise<number>((r) => (done = r));
+      const server = net.createServer((s) => {
+        let n = 0;
+        s.on('data', (b: Buffer) => (n += b.length));
+        s.on('end', () => {
+          done(n);
+          server.close();
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return reply({ port: (server.address() as net.AddressInfo).port });
+    }
+    case 'tcp-wait':
+      return reply({ bytes: await tcpReceived! });
+    case 'tcp-send': {
+      const data = Buffer.alloc(c.bytes, 0xa5);
+      const s = net.connect(c.port, '127.0.0.1');
+      await new Promise<void>((r, j) => {
+        s.once('error', j);
+        s.end(data, () => r());
+      });
+      return reply({ sent: c.bytes });
+    }
+    case 'stop':
+      await daemon?.stop();
+      reply({ stopped: true });
+      process.disconnect();
+      return;
+  }
+}
+
+process.on('message', (m: Command) => {
+  handle(m).catch((err: Error) => reply({ error: err.message }));
+});
