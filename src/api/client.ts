@@ -18,7 +18,7 @@ import { Duplex } from 'node:stream';
 import { MessiClient } from '../messi/client.js';
 import type { MessiMessage } from '../messi/codec.js';
 import type { MessiVersion } from '../messi/framing.js';
-import { meshgwProtocol } from './protocol.js';
+import { API_MAX_FRAME_BYTES, meshgwProtocol } from './protocol.js';
 
 export const DEFAULT_API_HOST = '127.0.0.1';
 export const DEFAULT_API_PORT = 7840;
@@ -322,6 +322,17 @@ export class MeshgwStream extends Duplex {
 
   /** Largest message on the path as the daemon said at open (0: not given). */
   readonly maxMessage: number;
+
+  /**
+   * `for await (const chunk of stream)` reads the incoming direction to its end and leaves the
+   * outgoing one open, so a program can read a request to its end and then answer on the same
+   * stream. (Node's default for a Duplex destroys the whole stream when the loop ends, which
+   * would reset an answer not yet written.) Leaving the loop early leaves the stream open too:
+   * end() or destroy() it.
+   */
+  override [Symbol.asyncIterator](): AsyncIterableIterator<unknown> {
+    return this.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<unknown>;
+  }
 
   /** Remote SID in hex. */
   get remoteSid(): string {
@@ -685,6 +696,8 @@ export class MeshgwClient extends EventEmitter<MeshgwClientEvents> {
       version: options.version ?? 'current',
       connectTimeoutMs: options.connectTimeoutMs ?? 5000,
       reconnectMs: 3_600_000,
+      // A Strokkur message (up to 4 MiB) arrives in one frame.
+      maxFrameBytes: API_MAX_FRAME_BYTES,
     });
     const client = new MeshgwClient(messi, host, port, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     return new Promise<MeshgwClient>((resolve, reject) => {

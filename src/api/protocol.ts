@@ -7,6 +7,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadProtocol, type MessiProtocol } from '../messi/index.js';
+import { MAX_MESSAGE } from '../strokkur/chunk.js';
+
+/** Largest Messi frame either way: a 4 MiB Strokkur message and its fields. */
+export const API_MAX_FRAME_BYTES = MAX_MESSAGE + 64 * 1024;
 
 const CANDIDATES = [new URL('./meshgw.proto', import.meta.url), new URL('../../../src/api/meshgw.proto', import.meta.url)];
 

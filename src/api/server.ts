@@ -63,7 +63,7 @@ import { Receiver } from '../strokkur/receive.js';
 import { SendState } from '../strokkur/send.js';
 import { chooseRedundancy } from '../strokkur/strokkur.js';
 import { ECHO_PORT } from './echo.js';
-import { meshgwProtocol, meshgwVersion } from './protocol.js';
+import { API_MAX_FRAME_BYTES, meshgwProtocol, meshgwVersion } from './protocol.js';
 
 /** The API's default TCP port. */
 export const API_DEFAULT_PORT = 7840;
@@ -91,8 +91,7 @@ export const API_LIMITS = {
 
 export type ApiLimits = { -readonly [K in keyof typeof API_LIMITS]: number };
 
-/** Largest Messi frame from a client: a 4 MiB Strokkur message and its fields. */
-export const API_MAX_FRAME_BYTES = MAX_MESSAGE + 64 * 1024;
+export { API_MAX_FRAME_BYTES } from './protocol.js';
 /** Credit the server grants for a stream's client data at open/accept. */
 export const STREAM_INITIAL_CREDIT = 64 * 1024;
 /** Largest `stream_data` the server sends. */

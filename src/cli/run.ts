@@ -5,6 +5,7 @@
  * event on stdout and logs on stderr; SIGINT/SIGTERM close everything cleanly.
  */
 import type { Command } from 'commander';
+import { isIPv4 } from 'node:net';
 import { dirname } from 'node:path';
 import { parseRegionName, RegionError, type RegionName } from '../link/airtime/regions.js';
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
@@ -21,6 +22,7 @@ export interface RunOptions {
   kissTcp?: string;
   udp?: string;
   udpPort: string;
+  peer?: string[];
   sim?: boolean;
   region: string;
   frequency?: string;
@@ -44,8 +46,9 @@ export function runOptions(cmd: Command): Command {
     .option('--driver <kind>', 'what is on --port: lora (RNode-compatible modem), kiss (TNC) or slip', 'lora')
     .option('--baud <rate>', 'serial speed (default 115200 for lora and slip, 9600 for kiss)')
     .option('--kiss-tcp <host:port>', 'a soft TNC over TCP, e.g. 127.0.0.1:8001 (Direwolf)')
-    .option('--udp <iface>', 'Wi-Fi ad hoc interface name (e.g. wlan0) or bind address')
-    .option('--udp-port <port>', 'UDP port of the mesh on --udp', '4269')
+    .option('--udp <iface|addr[:port]>', 'Wi-Fi ad hoc interface name (e.g. wlan0), or an IPv4 bind address with an optional port')
+    .option('--udp-port <port>', 'UDP port of the mesh on --udp (unless --udp gives one)', '4269')
+    .option('--peer <addr:port>', 'a static UDP peer that gets every one-to-all frame (repeatable), for links without broadcast, e.g. two daemons on one host', (v: string, prev: string[] = []) => [...prev, v])
     .option('--sim', 'a simulated radio with a simulated neighbour node, when no hardware is attached')
     .option('--region <name>', 'regional rules for radio interfaces: eu868, us915 or none', 'none')
     .option('--frequency <hz>', 'LoRa frequency in Hz (required with --driver lora)')
@@ -114,10 +117,8 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     }
   }
   if (o.kissTcp !== undefined) interfaces.push({ kind: 'kiss-tcp', ...hostPort('--kiss-tcp', o.kissTcp), ...callsign });
-  if (o.udp !== undefined) {
-    const port = parseIntOption('--udp-port', o.udpPort, 1, 65_535);
-    interfaces.push(/^[\d.]+$/.test(o.udp) ? { kind: 'udp', address: o.udp, port } : { kind: 'udp', interface: o.udp, port });
-  }
+  if (o.udp !== undefined) interfaces.push(udpInterface(o.udp, o.udpPort, o.peer ?? []));
+  else if (o.peer !== undefined) throw new UsageError('--peer needs --udp (the interface that sends to the peer)');
   if (o.sim) interfaces.push({ kind: 'sim' });
   if (interfaces.length === 0) throw new UsageError('no interface: give --port PATH, --kiss-tcp HOST:PORT, --udp IFACE or --sim');
   const cap = parseCap(o.airtimeCap);
@@ -133,6 +134,26 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     api: apiAddress(o.api ?? `127.0.0.1:${API_DEFAULT_PORT}`),
     ...(o.apiToken !== undefined ? { apiToken: o.apiToken } : {}),
   };
+}
+
+/** `--udp wlan0`, `--udp 0.0.0.0`, `--udp 127.0.0.1:4270`, with `--peer ADDR:PORT`s. */
+function udpInterface(text: string, udpPort: string, peerTexts: string[]): InterfaceSpec {
+  const peers = peerTexts.map((p) => {
+    const m = /^([^:]+):(\d+)$/.exec(p);
+    if (!m || !isIPv4(m[1]!)) throw new UsageError(`--peer must be an IPv4 ADDRESS:PORT, got '${p}'`);
+    return { address: m[1]!, port: parseIntOption('--peer', m[2]!, 1, 65_535) };
+  });
+  const withPort = /^([\d.]+):(\d+)$/.exec(text);
+  const address = withPort ? withPort[1]! : text;
+  const port = withPort ? parseIntOption('--udp', withPort[2]!, 1, 65_535) : parseIntOption('--udp-port', udpPort, 1, 65_535);
+  const looksNumeric = /^[\d.]+$/.test(address);
+  if (looksNumeric && !isIPv4(address)) throw new UsageError(`--udp: '${address}' is not an IPv4 address`);
+  if (!looksNumeric && (withPort || !/^[A-Za-z0-9_.@-]{1,15}$/.test(text))) {
+    throw new UsageError(`--udp must be an interface name (e.g. wlan0) or an IPv4 ADDRESS[:PORT], got '${text}'`);
+  }
+  return looksNumeric
+    ? { kind: 'udp', address, port, ...(peers.length > 0 ? { peers } : {}) }
+    : { kind: 'udp', interface: address, port, ...(peers.length > 0 ? { peers } : {}) };
 }
 
 function parseCap(text: string | undefined): DaemonConfig['cap'] {

@@ -1,0 +1,42 @@
+/**
+ * The daemon's interface flags parsed into a DaemonConfig (src/cli/run.ts): `--udp` as an
+ * interface name or an IPv4 address with an optional port, `--peer` repeatable; malformed values
+ * are usage errors naming the flag.
+ */
+import { describe, expect, it } from 'vitest';
+import { configFromFlags, type RunOptions } from '../src/cli/run.js';
+import { UsageError } from '../src/cli/usage-error.js';
+
+const base = { driver: 'lora', udpPort: '4269', region: 'none', bw: '125000', sf: '9', cr: '5', txPower: '14', statusInterval: '0', key: '/tmp/k.json' } as RunOptions;
+
+describe('--udp and --peer', () => {
+  it('an interface name, an address, an address with its port, and peers', () => {
+    expect(configFromFlags({ ...base, udp: 'wlan0' }).interfaces).toEqual([{ kind: 'udp', interface: 'wlan0', port: 4269 }]);
+    expect(configFromFlags({ ...base, udp: '0.0.0.0', udpPort: '5000' }).interfaces).toEqual([{ kind: 'udp', address: '0.0.0.0', port: 5000 }]);
+    expect(configFromFlags({ ...base, udp: '127.0.0.1:4270', peer: ['127.0.0.1:4271', '10.0.0.2:4269'] }).interfaces).toEqual([
+      { kind: 'udp', address: '127.0.0.1', port: 4270, peers: [{ address: '127.0.0.1', port: 4271 }, { address: '10.0.0.2', port: 4269 }] },
+    ]);
+  });
+
+  it('malformed addresses, ports and peers are usage errors', () => {
+    const cases: Array<[Partial<RunOptions>, RegExp]> = [
+      [{ udp: '300.1.2.3' }, /--udp: '300.1.2.3' is not an IPv4 address/],
+      [{ udp: '127.0.0.1:99999' }, /--udp/],
+      [{ udp: 'wlan0:4269' }, /--udp must be an interface name/],
+      [{ udp: 'a b' }, /--udp must be an interface name/],
+      [{ udp: '127.0.0.1', peer: ['localhost:4269'] }, /--peer must be an IPv4 ADDRESS:PORT/],
+      [{ udp: '127.0.0.1', peer: ['127.0.0.1'] }, /--peer must be an IPv4 ADDRESS:PORT/],
+      [{ sim: true, peer: ['127.0.0.1:4269'] }, /--peer needs --udp/],
+    ];
+    for (const [flags, message] of cases) {
+      let caught: unknown;
+      try {
+        configFromFlags({ ...base, ...flags });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, JSON.stringify(flags)).toBeInstanceOf(UsageError);
+      expect((caught as Error).message, JSON.stringify(flags)).toMatch(message);
+    }
+  });
+});
