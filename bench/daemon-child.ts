@@ -8,9 +8,12 @@
  *   { cmd: 'tcp-listen' }                → { port }               the baseline's receiving end
  *   { cmd: 'tcp-wait' }                  → { bytes }              once the baseline's sender ended
  *   { cmd: 'tcp-send', port, bytes }     → { sent }               the baseline's sending end
+ *   { cmd: 'profile', dir }              → { profiling: true }    CPU profile from now on (inspector)
+ *   { cmd: 'profile-end' }               → { file }               written to dir as a .cpuprofile
  *   { cmd: 'stop' }                      → { stopped: true }      then the process exits
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,9 +25,12 @@ type Command =
   | { cmd: 'tcp-listen' }
   | { cmd: 'tcp-wait' }
   | { cmd: 'tcp-send'; port: number; bytes: number }
+  | { cmd: 'profile'; dir: string }
+  | { cmd: 'profile-end' }
   | { cmd: 'stop' };
 
 let daemon: Daemon | undefined;
+let profiler: { session: Session; dir: string } | undefined;
 let tcpReceived: Promise<number> | undefined;
 
 const reply = (m: object): void => {
@@ -73,6 +79,23 @@ async function handle(c: Command): Promise<void> {
         s.end(data, () => r());
       });
       return reply({ sent: c.bytes });
+    }
+    case 'profile': {
+      const session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      profiler = { session, dir: c.dir };
+      return reply({ profiling: true });
+    }
+    case 'profile-end': {
+      if (!profiler) throw new Error('no profile running');
+      const { profile } = await profiler.session.post('Profiler.stop');
+      const file = join(profiler.dir, `daemon-${process.pid}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      profiler.session.disconnect();
+      profiler = undefined;
+      return reply({ file });
     }
     case 'stop':
       await daemon?.stop();

@@ -8,7 +8,8 @@
  * the same two daemon processes. The ratio meshgw ÷ TCP is the figure. CPU-seconds are the two
  * daemons' together (their own process.cpuUsage), and with the apps' beside them. The issue's
  * reference point is Reticulum's rncp between two rnsd on this kind of machine (≈ 2.3 MB/s,
- * ≈ 5 CPU-seconds for 10 MiB). Set BENCH_DAEMON_MIB for another size.
+ * ≈ 5 CPU-seconds for 10 MiB). Set BENCH_DAEMON_MIB for another size; BENCH_PROFILE_DIR=DIR
+ * writes a CPU profile of each daemon over the transfer there (open in Chrome DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
@@ -72,7 +73,10 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-async function measure(children: Child[], body: () => Promise<void>): Promise<Run> {
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+
+async function measure(children: Child[], body: () => Promise<void>, profile = false): Promise<Run> {
+  if (profile && PROFILE_DIR) await Promise.all(children.map((c) => c.call({ cmd: 'profile', dir: PROFILE_DIR })));
   const before = await Promise.all(children.map((c) => c.cpuMs()));
   const app0 = process.cpuUsage();
   const t0 = performance.now();
@@ -80,6 +84,7 @@ async function measure(children: Child[], body: () => Promise<void>): Promise<Ru
   const ms = performance.now() - t0;
   const app = process.cpuUsage(app0);
   const after = await Promise.all(children.map((c) => c.cpuMs()));
+  if (profile && PROFILE_DIR) await Promise.all(children.map((c) => c.call({ cmd: 'profile-end' })));
   return { ms, daemonCpuMs: after.reduce((s, v, i) => s + v - before[i]!, 0), appCpuMs: (app.user + app.system) / 1000 };
 }
 
@@ -117,7 +122,7 @@ async function viaDaemons(a: Child, b: Child, data: Uint8Array): Promise<Run> {
       }
       s.end();
       await received;
-    });
+    }, true);
   } finally {
     await ca.close();
     await cb.close();

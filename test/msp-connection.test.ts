@@ -378,6 +378,36 @@ describe('MspConnection timeouts: one probe, then time-ordered loss detection', 
     expect(b.takeReceived().length).toBe(10);
   });
 
+  it('a timeout resends the holes below the highest SACKed packet with the probe; an ACK ends the backoff', () => {
+    const { a, b } = pair();
+    // An RTT sample first: one packet out and back.
+    a.send(new Uint8Array([1]), 0);
+    b.handlePacket(a.pollTransmit(0, 200)!, 10);
+    b.handleTimeout(10 + TEST_OPTIONS.ackDelayMs!);
+    a.handlePacket(b.pollTransmit(110, 200)!, 120);
+    expect(a.smoothedRttMs).toBe(120);
+    const pkts = flight(a, 10, 200); // numbers 1..10
+    for (const p of pkts) if (![1, 6].includes(numberOf(p))) b.handlePacket(p, 210); // 1 and 6 lost
+    b.handleTimeout(400);
+    a.handlePacket(b.pollTransmit(400, 200)!, 410);
+    const first = [];
+    for (let p = a.pollTransmit(410, 200); p !== undefined; p = a.pollTransmit(410, 200)) first.push(numberOf(p));
+    expect(first).toEqual([1, 6]); // found by ACK evidence, resent — and lost again
+    const rtoBefore = a.rtoMs;
+    a.handleTimeout(410 + 10 * rtoBefore);
+    const again = [];
+    for (let p = a.pollTransmit(410 + 10 * rtoBefore, 200); p !== undefined; p = a.pollTransmit(410 + 10 * rtoBefore, 200)) {
+      again.push(numberOf(p));
+      b.handlePacket(p, 420 + 10 * rtoBefore);
+    }
+    expect(again).toEqual([1, 6]); // 6 as the probe, 1 as a hole below SACKed 10
+    expect(a.rtoMs).toBe(2 * rtoBefore);
+    b.handleTimeout(420 + 10 * rtoBefore + TEST_OPTIONS.ackDelayMs!);
+    a.handlePacket(b.pollTransmit(600 + 10 * rtoBefore, 200)!, 610 + 10 * rtoBefore);
+    expect(a.rtoMs).toBe(rtoBefore); // no RTT sample (resent packets), but the backoff is over
+    expect(b.takeReceived().length).toBe(11);
+  });
+
   it('an ACK of the first copy of a resent packet does not make later packets lost (Karn for loss)', () => {
     const { a, b } = pair();
     const pkts = flight(a, 10, 0);

@@ -295,6 +295,10 @@ export class MspConnection {
   private inFlightBytes = 0; // payload of unacked, unsacked packets
   private txSeq = 0;
   private readonly topAckedTx: number[] = []; // the 3 highest txSeq values ever acknowledged, descending
+  /** When the RTO last expired: packets sent before it give no RTT sample. */
+  private lastTimeoutAt = -Infinity;
+  /** The highest first-transmission txSeq acknowledged (time-ordered loss detection). */
+  private topFirstTx = 0;
   private peerWindow: number;
   private peerWindowCum = 0;
   private srtt: number | undefined;
@@ -623,6 +627,7 @@ export class MspConnection {
     }
     if (this.rtoArmedAt !== undefined && now >= this.rtoArmedAt + this.rtoTotal()) {
       this.stats.timeouts++;
+      this.lastTimeoutAt = now;
       this.sentSinceAck = 0;
       this.rto = Math.min(this.rto * 2, this.maxRtoMs);
       // One packet goes again, as a probe (QUIC's PTO, RFC 9002 §6.2; RACK's tail loss probe,
@@ -641,12 +646,20 @@ export class MspConnection {
           }
         }
       } else {
+        // The holes below the highest selectively acknowledged packet go too: the peer has later
+        // packets, so these are lost (or their resend was), not late.
+        let probed = false;
+        let aboveSacked = true;
         for (let n = this.sndNext - 1; n >= this.sndUna; n--) {
           const s = this.sent.get(n);
-          if (s !== undefined && !s.sacked) {
-            s.lost = 'rto';
-            break;
+          if (s === undefined) continue;
+          if (s.sacked) {
+            aboveSacked = false;
+            continue;
           }
+          if (aboveSacked && probed) continue;
+          s.lost = 'rto';
+          probed = true;
         }
       }
       this.rtoArmedAt = this.sent.size > 0 ? now : undefined;
@@ -933,7 +946,8 @@ export class MspConnection {
         s.sacked = true;
         anyNew = true;
         this.inFlightBytes -= s.data.length;
-        this.noteAckedTx(s.firstTx);
+        this.noteAckedTx(s.txSeq);
+        if (s.firstTx > this.topFirstTx) this.topFirstTx = s.firstTx;
         this.noteLossSample(s.transmissions > 1 || s.holeSeen);
         if (s.transmissions === 1 && (newest === undefined || s.txSeq > newest.txSeq)) newest = s;
       }
@@ -961,13 +975,20 @@ export class MspConnection {
       this.peerWindow = window;
       this.peerWindowCum = cum;
     }
-    if (newest !== undefined) this.rttSample(now - newest.sentAt);
-    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost, and so is one sent
-    // before an acknowledged packet that has had a round trip and a reordering window (a quarter
-    // of it) to be acknowledged itself — time order, as RACK (RFC 8985), what recovers a lost
-    // flight after one probe. An acknowledged packet counts as sent when it was first sent,
-    // whichever copy arrived. A packet covered by a REPAIR is judged only by the first rule,
-    // after the REPAIR (3 packets sent after it acknowledged): the peer may have recovered it.
+    // Karn again: a packet sent before the last timeout may be acknowledged only now because its
+    // ACK was lost and the probe drew a new one; its "round trip" would include the whole wait.
+    if (newest !== undefined && newest.sentAt >= this.lastTimeoutAt) this.rttSample(now - newest.sentAt);
+    // An ACK that acknowledges anything new ends a timeout's backoff (as QUIC's PTO count,
+    // RFC 9002 §6.2.1): the path delivers; the RTO is the estimate's again.
+    else if (anyNew && this.srtt !== undefined) this.rto = this.rtoEstimate();
+    // Fast retransmit: a packet with 3 later-sent packets acknowledged is lost (each counted by
+    // its latest transmission: a resent packet lost again is found by the resends after it), and
+    // so is one sent before an acknowledged packet's first transmission that has had a round trip
+    // and a reordering window (a quarter of it) to be acknowledged itself — time order, as RACK
+    // (RFC 8985), what recovers a lost flight after one probe; counting the first transmission
+    // there means an ACK of a late original never condemns what was sent after it. A packet
+    // covered by a REPAIR is judged only by the first rule, after the REPAIR (3 packets sent
+    // after it acknowledged): the peer may have recovered it.
     const top = this.topAckedTx[0];
     const third = this.topAckedTx[2];
     if (top !== undefined) {
@@ -979,7 +1000,7 @@ export class MspConnection {
         if (s.txSeq < top) s.holeSeen = true;
         if (s.lost !== false) continue;
         if (third !== undefined && Math.max(s.txSeq, s.repairTx) < third) s.lost = 'fast';
-        else if (s.txSeq < top && s.repairTx === 0 && now - s.sentAt >= overdueMs) s.lost = 'fast';
+        else if (s.txSeq < this.topFirstTx && s.repairTx === 0 && now - s.sentAt >= overdueMs) s.lost = 'fast';
       }
     }
     if (this.sent.size === 0) this.rtoArmedAt = undefined;
@@ -1020,7 +1041,12 @@ export class MspConnection {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
       this.srtt = 0.875 * this.srtt + 0.125 * r;
     }
-    this.rto = clamp(this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar), this.floorRto, this.maxRtoMs);
+    this.rto = this.rtoEstimate();
+  }
+
+  /** RFC 6298's RTO from SRTT and RTTVAR, floored and capped (the backoff aside). */
+  private rtoEstimate(): number {
+    return clamp(this.srtt! + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar), this.floorRto, this.maxRtoMs);
   }
 
   // ===========================================================================================
