@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
 
 type Command =
-  | { cmd: 'start'; udpPort: number; peerPort: number }
+  | { cmd: 'start'; udpPort: number; peerPort: number; mtu?: number }
   | { cmd: 'cpu' }
   | { cmd: 'tcp-listen' }
   | { cmd: 'tcp-wait' }
@@ -42,7 +42,7 @@ async function handle(c: Command): Promise<void> {
     case 'start': {
       const dir = mkdtempSync(join(tmpdir(), 'meshgw-bench-'));
       daemon = await startDaemon({
-        interfaces: [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }] }],
+        interfaces: [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }], ...(c.mtu ? { mtu: c.mtu } : {}) }],
         region: 'none',
         keyFile: join(dir, 'identity.json'),
         stateDir: join(dir, 'state'),

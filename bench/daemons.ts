@@ -2,7 +2,9 @@
  * 10 MiB from one daemon to another over UDP loopback, the way an app does it: through each
  * daemon's API (Messi over TCP) and an MSP stream across the mesh (sealed datagrams, pacers,
  * the one loop). Each daemon runs in a process of its own (bench/daemon-child.ts), as in the
- * field; the two apps (a MeshgwClient each) run in this process.
+ * field; the two apps (a MeshgwClient each) run in this process. Twice: with the UDP link's
+ * default MTU (loopback carries 64 KiB datagrams, so the link uses them) and at 1472 bytes, the
+ * MTU a Wi-Fi interface gives, where the cost per packet shows.
  *
  * Baseline, in the same run: a plain TCP copy of the same number of bytes on loopback between
  * the same two daemon processes. The ratio meshgw ÷ TCP is the figure. CPU-seconds are the two
@@ -88,10 +90,11 @@ async function measure(children: Child[], body: () => Promise<void>, profile = f
   return { ms, daemonCpuMs: after.reduce((s, v, i) => s + v - before[i]!, 0), appCpuMs: (app.user + app.system) / 1000 };
 }
 
-async function viaDaemons(a: Child, b: Child, data: Uint8Array): Promise<Run> {
+/** The transfer between freshly started daemons in `a` and `b`; `mtu` for the UDP links (default: the link's own). */
+async function viaDaemons(a: Child, b: Child, data: Uint8Array, mtu?: number): Promise<Run> {
   const [pA, pB] = [await freeUdpPort(), await freeUdpPort()];
-  const da = await a.call<{ apiPort: number; sid: string }>({ cmd: 'start', udpPort: pA, peerPort: pB });
-  const db = await b.call<{ apiPort: number; sid: string }>({ cmd: 'start', udpPort: pB, peerPort: pA });
+  const da = await a.call<{ apiPort: number; sid: string }>({ cmd: 'start', udpPort: pA, peerPort: pB, ...(mtu ? { mtu } : {}) });
+  const db = await b.call<{ apiPort: number; sid: string }>({ cmd: 'start', udpPort: pB, peerPort: pA, ...(mtu ? { mtu } : {}) });
   const ca = await MeshgwClient.connect({ port: da.apiPort });
   const cb = await MeshgwClient.connect({ port: db.apiPort });
   try {
@@ -142,21 +145,24 @@ export async function daemonsBench(): Promise<string[]> {
   const data = randomBytes(MIB * 1024 * 1024);
   const a = new Child();
   const b = new Child();
+  const a2 = new Child();
+  const b2 = new Child();
   try {
     const tcp = await viaTcp(a, b, data.length);
     const mesh = await viaDaemons(a, b, data);
+    const wifi = await viaDaemons(a2, b2, data, 1472);
     const mbps = (r: Run): number => data.length / 1e6 / (r.ms / 1000);
     const s = (ms: number): string => (ms / 1000).toFixed(2);
     const fmt = (r: Run): string => `${mbps(r).toFixed(2)} MB/s in ${s(r.ms)} s, daemons ${s(r.daemonCpuMs)} CPU-s`;
     return [
       `${MIB} MiB between two daemon processes over UDP loopback (app → API → MSP stream → mesh → MSP → API → app):`,
-      `  meshgw       ${fmt(mesh)} (the two apps, in the bench process, ${s(mesh.appCpuMs)} CPU-s more)`,
+      `  meshgw       ${fmt(mesh)} (the two apps, in the bench process, ${s(mesh.appCpuMs)} CPU-s more); loopback's 64 KiB datagrams`,
+      `  meshgw       ${fmt(wifi)} (apps ${s(wifi.appCpuMs)} CPU-s more) with the UDP MTU at 1472, as on Wi-Fi`,
       `  baseline     plain TCP copy on loopback between the same two processes: ${fmt(tcp)}`,
       `  ratio        goodput ${(mbps(mesh) / mbps(tcp)).toFixed(4)} of TCP; CPU ${(mesh.daemonCpuMs / Math.max(1, tcp.daemonCpuMs)).toFixed(1)}× TCP's`,
       `  reference    Reticulum rncp between two rnsd (from the issue): ≈ 2.3 MB/s, ≈ 5 CPU-s for 10 MiB; meshgw ${(mbps(mesh) / 2.3).toFixed(2)}× its goodput at ${(mesh.daemonCpuMs / 1000 / 5).toFixed(2)}× its CPU (${((mesh.daemonCpuMs + mesh.appCpuMs) / 1000 / 5).toFixed(2)}× with the apps)`,
     ];
   } finally {
-    await a.stop();
-    await b.stop();
+    for (const c of [a, b, a2, b2]) await c.stop();
   }
 }

@@ -44,7 +44,12 @@ export interface UdpLinkOptions {
   multicastGroup?: string;
   /** Peers that get every one-to-all frame too (e.g. across a router). */
   peers?: Endpoint[];
-  /** Default 1200 (see airtime/fixed-rate.ts), at most 65507 (the largest UDP/IPv4 payload). */
+  /**
+   * Largest datagram, at most 65507 (the largest UDP/IPv4 payload). Default 1200 (see
+   * airtime/fixed-rate.ts: safe on any path), or 65507 when the bind address and every static
+   * peer are loopback addresses (127.0.0.0/8: nothing leaves the host, whose loopback carries
+   * 64 KiB datagrams).
+   */
   mtu?: number;
   /** Cap for the fixed-rate airtime model, bits/s; default none. */
   bitRate?: number;
@@ -62,6 +67,7 @@ export interface UdpLinkOptions {
 }
 
 export const DEFAULT_UDP_PORT = 4269;
+export const DEFAULT_UDP_MTU = 1200;
 const MAX_UDP_PAYLOAD = 65_507;
 const INTERFACE_CHECK_MS = 5_000;
 const DEFAULT_SOCKET_BUFFER_BYTES = 1024 * 1024;
@@ -93,7 +99,7 @@ export class UdpLink extends BaseLink {
   private sendFailing = false;
 
   constructor(options: UdpLinkOptions) {
-    const mtu = options.mtu ?? 1200;
+    const mtu = options.mtu ?? defaultMtu(options);
     if (mtu > MAX_UDP_PAYLOAD) throw new RangeError(`${options.name}: MTU ${mtu} exceeds the UDP maximum of ${MAX_UDP_PAYLOAD}`);
     const airtime = new FixedRateAirtimeModel({ maxBytes: mtu, ...(options.bitRate !== undefined ? { bitRate: options.bitRate } : {}) });
     super(options.name, 'udp', mtu, airtime, options.bitRate, options.queueCap ?? 256, options.log);
@@ -334,4 +340,12 @@ function toUint32(dotted: string): number {
 
 function fromUint32(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+const isLoopback = (address: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(address);
+
+/** 1200, or the largest UDP payload when nothing can leave the host (see `mtu`). */
+function defaultMtu(o: UdpLinkOptions): number {
+  const local = o.interface === undefined && o.address !== undefined && isLoopback(o.address);
+  return local && (o.peers ?? []).every((p) => isLoopback(p.address)) ? MAX_UDP_PAYLOAD : DEFAULT_UDP_MTU;
 }

@@ -23,6 +23,7 @@ import { identityFromSecret } from '../src/mesh/identity.js';
 import { MeshNode } from '../src/mesh/node.js';
 import { MessiClient, type MessiMessage } from '../src/messi/index.js';
 import { MspService } from '../src/msp/service.js';
+import { MSP_CONNECTION_DEFAULTS } from '../src/msp/connection.js';
 import { until } from './hil/link-helpers.js';
 
 type Body = Record<string, any>;
@@ -214,7 +215,7 @@ describe('the app API over two gateways on real UDP loopback', () => {
         mesh: nodes[i]!,
         services: [msps[i]!, new EchoService(), api],
         onEvent: (e) => api.handleGatewayEvent(e),
-        interfaces: [{ link: new UdpLink({ name: 'udp0', address: '127.0.0.1', port: base + i, peers: [{ address: '127.0.0.1', port: base + 1 - i }] }) }],
+        interfaces: [{ link: new UdpLink({ name: 'udp0', address: '127.0.0.1', port: base + i, peers: [{ address: '127.0.0.1', port: base + 1 - i }], mtu: 1200 }) }], // a Wi-Fi-sized MTU
       });
       await gw.start();
       gws.push(gw);
@@ -313,7 +314,7 @@ describe('the app API over two gateways on real UDP loopback', () => {
     expect((await b.request('stream_listen_req', { port: 41, credit: 0 })).type).toBe('stream_listen_rsp');
     const open = await a.request('stream_open_req', { sid: sidB, port: 41 });
     const sa = a.stream(open.body['stream_id'], 0, open.body['credit'], false);
-    const data = pattern(1024 * 1024, 3);
+    const data = pattern(4 * 1024 * 1024, 3);
     const writing = a.write(sa, data, open.body['max_message']);
     const accept = await b.take((m) => m.type === 'stream_accept_ind', 'the accept on B');
     const sb = b.streams.get(accept.body['stream_id'])!;
@@ -323,6 +324,7 @@ describe('the app API over two gateways on real UDP loopback', () => {
       return n;
     };
     // A's MSP queue fills (B's window closed), then the client's credit runs out and stays out.
+    // On this fast path MSP's windows are the large ones (1 MiB each way).
     let last = -1;
     let since = Date.now();
     await until(() => {
@@ -332,10 +334,10 @@ describe('the app API over two gateways on real UDP loopback', () => {
       }
       return Date.now() - since >= 500;
     }, 'the sender to be held back', 15_000);
-    expect(sa.sent).toBeLessThan(512 * 1024);
-    expect(queued()).toBeLessThanOrEqual(64 * 1024);
+    expect(sa.sent).toBeLessThan(3 * 1024 * 1024);
+    expect(queued()).toBeLessThanOrEqual(MSP_CONNECTION_DEFAULTS.fastPathWindowBytes);
     expect(sb.receivedBytes).toBe(0); // nothing was buffered towards B's client beyond its credit (none)
-    b.grant(sb, 2 * 1024 * 1024);
+    b.grant(sb, 8 * 1024 * 1024);
     await writing;
     await until(() => sb.receivedBytes === data.length, 'all data after the credit', 20_000);
     expect(sha(sb.received)).toBe(sha(data));

@@ -327,7 +327,8 @@ describe('two daemons over UDP loopback', () => {
   async function pair(lossy: boolean): Promise<{ apiA: string; apiB: string; sidA: string }> {
     const [pA, pB] = [await freeUdpPort(), await freeUdpPort()];
     if (lossy) proxy = await LossyProxy.open(pA, pB, 0x7e57);
-    daemons = await udpPair(pA, lossy ? proxy!.portForA : pB, pB, lossy ? proxy!.portForB : pA);
+    // Through the proxy with a Wi-Fi-sized MTU: thousands of datagrams for the faults to hit.
+    daemons = await udpPair(pA, lossy ? proxy!.portForA : pB, pB, lossy ? proxy!.portForB : pA, lossy ? 1200 : undefined);
     return { apiA: `127.0.0.1:${daemons.apiA}`, apiB: `127.0.0.1:${daemons.apiB}`, sidA: daemons.sidA };
   }
 

@@ -88,9 +88,13 @@ export async function kissHubPair(): Promise<DaemonPair> {
   });
 }
 
-/** Two daemons on UDP loopback ports `pA`, `pB`, each sending to its given peer port. */
-export async function udpPair(pA: number, peerOfA: number, pB: number, peerOfB: number): Promise<DaemonPair> {
-  const a = await startOne({ kind: 'udp', address: '127.0.0.1', port: pA, peers: [{ address: '127.0.0.1', port: peerOfA }] });
-  const b = await startOne({ kind: 'udp', address: '127.0.0.1', port: pB, peers: [{ address: '127.0.0.1', port: peerOfB }] });
+/**
+ * Two daemons on UDP loopback ports `pA`, `pB`, each sending to its given peer port; `mtu` as on a
+ * network (loopback's default is 64 KiB datagrams).
+ */
+export async function udpPair(pA: number, peerOfA: number, pB: number, peerOfB: number, mtu?: number): Promise<DaemonPair> {
+  const m = mtu !== undefined ? { mtu } : {};
+  const a = await startOne({ kind: 'udp', address: '127.0.0.1', port: pA, peers: [{ address: '127.0.0.1', port: peerOfA }], ...m });
+  const b = await startOne({ kind: 'udp', address: '127.0.0.1', port: pB, peers: [{ address: '127.0.0.1', port: peerOfB }], ...m });
   return pairOf(a, b, async () => undefined);
 }

@@ -742,6 +742,22 @@ describe('MspConnection path estimate', () => {
     expect(c.ackPolicy.delayMs).toBe(200);
   });
 
+  it('a fast path (≥ 8 Mbit/s, not shared) gets the large windows, unless the host withholds them', () => {
+    const c = conn({});
+    expect([c.sendQueueCap, c.receiveWindow]).toEqual([65_536, 65_536]);
+    c.setPathEstimate(wifi); // 0.0008 ms per byte: 10 Mbit/s
+    expect([c.sendQueueCap, c.receiveWindow]).toEqual([1_048_576, 1_048_576]);
+    c.setLargeWindow(false);
+    expect([c.sendQueueCap, c.receiveWindow]).toEqual([65_536, 65_536]);
+    c.setLargeWindow(true);
+    for (const slow of [afsk, lora, { ...wifi, msPerByte: 0.002 }, { ...wifi, halfDuplex: true }]) {
+      c.setPathEstimate(slow);
+      expect([c.sendQueueCap, c.receiveWindow], JSON.stringify(slow)).toEqual([65_536, 65_536]);
+    }
+    c.setPathEstimate(undefined);
+    expect([c.sendQueueCap, c.receiveWindow]).toEqual([65_536, 65_536]);
+  });
+
   it('a slow shared channel keeps the 1 s floor and coalesces ACKs', () => {
     const c = conn({ path: afsk });
     expect(c.minRtoInUseMs).toBe(1000);

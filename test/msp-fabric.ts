@@ -3,6 +3,7 @@
  * datagrams arrive after `delayMs` (optionally lost by `drop`), and `run(until)` delivers them and
  * calls each node's `processing` when due. Full duplex, always ready, 200-byte payloads.
  */
+import type { MspPathEstimate } from '../src/msp/connection.js';
 import { MspSockets, type MspDatagramPort, type MspNetwork } from '../src/msp/sockets.js';
 
 interface InFlight {
@@ -87,6 +88,11 @@ export class FakeNode implements MspNetwork {
   }
   ready(): boolean {
     return true;
+  }
+  /** What the host says of the first hop (undefined: nothing, the radio defaults). */
+  path: MspPathEstimate | undefined;
+  pathEstimate(): MspPathEstimate | undefined {
+    return this.path;
   }
 
   deliver(d: InFlight): void {

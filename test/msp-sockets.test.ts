@@ -419,3 +419,31 @@ describe('MSP sockets under attack', () => {
     expect(flood.filter((c) => attacker.sockets.closed(c))).toHaveLength(30 - 16);
   });
 });
+
+describe('MSP sockets: the large-window budget', () => {
+  it('at most maxLargeWindows connections get the fast path windows; a closed one frees its grant', () => {
+    const fabric = new Fabric();
+    const a = fabric.node(1, { maxLargeWindows: 2 });
+    const b = fabric.node(2);
+    a.path = { perPacketMs: 0, msPerByte: 0, maxPacketBytes: 1200 }; // uncapped UDP
+    const listener = b.sockets.socket();
+    b.sockets.setLocal(listener, { sid: 'primary', port: 40 });
+    b.sockets.setHandler(listener, () => 0);
+    b.sockets.listen(listener);
+    const socks = [0, 1, 2].map(() => {
+      const s = a.sockets.socket();
+      a.sockets.connect(s, { sid: b.sid, port: 40 });
+      return s;
+    });
+    fabric.run(100);
+    const caps = (): number[] => socks.map((s) => a.sockets.connectionOf(s)?.sendQueueCap ?? 0);
+    expect(caps()).toEqual([1_048_576, 1_048_576, 65_536]);
+    a.sockets.close(socks[0]!);
+    fabric.run(200);
+    const fourth = a.sockets.socket();
+    a.sockets.connect(fourth, { sid: b.sid, port: 40 });
+    fabric.run(300);
+    expect(a.sockets.connectionOf(fourth)?.sendQueueCap).toBe(1_048_576);
+    expect(a.sockets.connectionOf(socks[2]!)?.sendQueueCap).toBe(65_536); // a grant is not moved to a running connection
+  });
+});

@@ -66,14 +66,26 @@ async function rawSocket(): Promise<Socket> {
 const settle = (ms = 50) => new Promise((r) => setTimeout(r, ms));
 
 describe('UdpLink on loopback', () => {
-  it('carries frames of 0, 1 and 1200 bytes intact to static peers, with their from endpoint', async () => {
+  it('MTU: 1200 by default, the largest UDP payload where nothing leaves the host (loopback)', () => {
+    const mtuOf = (o: Partial<UdpLinkOptions>): number => new UdpLink({ name: 'm', port: 4269, ...o }).mtu;
+    expect(mtuOf({ address: '127.0.0.1', peers: [{ address: '127.0.0.2', port: 1 }] })).toBe(65_507);
+    expect(mtuOf({ address: '127.0.0.1' })).toBe(65_507);
+    expect(mtuOf({ address: '127.0.0.1', peers: [{ address: '10.0.0.2', port: 1 }] })).toBe(1200);
+    expect(mtuOf({ address: '0.0.0.0' })).toBe(1200);
+    expect(mtuOf({})).toBe(1200);
+    expect(mtuOf({ interface: 'lo' })).toBe(1200);
+    expect(mtuOf({ address: '127.0.0.1', mtu: 1472 })).toBe(1472);
+  });
+
+  it('carries frames of 0, 1, 1200 and 65,507 bytes intact to static peers, with their from endpoint', async () => {
     const [a, b] = await pair();
     expect(a.link.kind).toBe('udp');
-    expect(a.link.mtu).toBe(1200);
+    expect(a.link.mtu).toBe(65_507);
     expect(a.link.airtime.kind).toBe('fixed-rate');
     expect(a.link.airtime.airtimeMs(1200)).toBe(0); // no bit-rate cap
     const big = Uint8Array.from({ length: 1200 }, (_, i) => (i * 7) & 0xff);
-    for (const frame of [new Uint8Array(0), Uint8Array.of(0x5a), big]) {
+    const largest = Uint8Array.from({ length: 65_507 }, (_, i) => (i * 13) & 0xff);
+    for (const frame of [new Uint8Array(0), Uint8Array.of(0x5a), big, largest]) {
       const arrived = b.next();
       a.link.send(frame);
       const f = await arrived;
@@ -81,8 +93,8 @@ describe('UdpLink on loopback', () => {
       expect(f.from).toEqual({ address: HOST, port: a.link.port });
       expect(Math.abs(f.at - Date.now())).toBeLessThan(5_000);
     }
-    expect(a.link.counters).toMatchObject({ framesOut: 3, bytesOut: 1201, drops: {} });
-    expect(b.link.counters).toMatchObject({ framesIn: 3, bytesIn: 1201, drops: {} });
+    expect(a.link.counters).toMatchObject({ framesOut: 4, bytesOut: 1201 + 65_507, drops: {} });
+    expect(b.link.counters).toMatchObject({ framesIn: 4, bytesIn: 1201 + 65_507, drops: {} });
     // The bind address is on lo (127.0.0.0/8), so one-to-all frames also go to its broadcast.
     expect(a.link.stats.oneToAll).toBe('127.255.255.255');
   });
@@ -121,7 +133,7 @@ describe('UdpLink on loopback', () => {
 
   it('throws FrameTooLargeError for a frame over the MTU and counts it', async () => {
     const [a] = await pair();
-    expect(() => a.link.send(new Uint8Array(1201))).toThrow(FrameTooLargeError);
+    expect(() => a.link.send(new Uint8Array(65_508))).toThrow(FrameTooLargeError);
     expect(a.link.counters.drops).toEqual({ 'too-large': 1 });
     expect(a.link.counters.framesOut).toBe(0);
   });

@@ -24,7 +24,7 @@ export const DEFAULT_API_HOST = '127.0.0.1';
 export const DEFAULT_API_PORT = 7840;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** Default read high-water mark of a stream, and so the credit granted to the daemon, bytes. */
-export const DEFAULT_STREAM_HIGH_WATER_MARK = 64 * 1024;
+export const DEFAULT_STREAM_HIGH_WATER_MARK = 256 * 1024;
 /** Largest `stream_data` piece the client sends (well below Messi's 64 KiB frame cap). */
 const MAX_DATA_PIECE = 16 * 1024;
 /** Cap of every receive queue (events, datagrams, Strokkur messages, accepted streams). */
@@ -214,7 +214,7 @@ export interface StreamOptions {
   interactive?: boolean;
   /** Forward error correction: 'off', 'on', 'auto'; default: the daemon's. */
   fec?: 'off' | 'on' | 'auto';
-  /** Read buffer, bytes: the credit granted to the daemon. Default 64 KiB. */
+  /** Read buffer, bytes: the credit granted to the daemon. Default 256 KiB. */
   highWaterMark?: number;
 }
 

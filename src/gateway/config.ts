@@ -19,8 +19,11 @@ export type InterfaceSpec =
   | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string }
   | { kind: 'slip'; name?: string; path: string; baudRate?: number }
   | { kind: 'kiss-tcp'; name?: string; host: string; port: number; callsign?: string }
-  /** `peers`: static unicast peers (for links without broadcast, or two daemons on one host). */
-  | { kind: 'udp'; name?: string; interface?: string; address?: string; port: number; peers?: Array<{ address: string; port: number }> }
+  /**
+   * `peers`: static unicast peers (for links without broadcast, or two daemons on one host).
+   * `mtu`: largest datagram, default 1200 (safe on any IPv6 path); up to 65,507.
+   */
+  | { kind: 'udp'; name?: string; interface?: string; address?: string; port: number; peers?: Array<{ address: string; port: number }>; mtu?: number }
   /** A simulated radio with a simulated neighbour node on it. */
   | { kind: 'sim' };
 

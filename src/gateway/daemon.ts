@@ -114,6 +114,7 @@ function buildOne(
             ...(spec.address ? { address: spec.address } : {}),
             ...(spec.interface ? { interface: spec.interface } : {}),
             ...(spec.peers && spec.peers.length > 0 ? { peers: spec.peers } : {}),
+            ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
             log,
           }),
           config: {},

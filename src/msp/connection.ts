@@ -44,6 +44,13 @@ export interface MspConnectionOptions {
   maxMessageBytes?: number;
   /** Receive buffer (reorder buffer + partial message + messages not yet taken); advertised free space. Default 65,536. */
   receiveWindowBytes?: number;
+  /**
+   * Send queue and receive window on a fast path (a first hop of at least 8 Mbit/s that is not a
+   * shared half-duplex channel), when the host allows it (`setLargeWindow`): a window of
+   * 64 KiB carries only 64 KiB per round trip, a few MB/s where a round trip through two busy
+   * hosts takes 10 ms. Default 1,048,576; never below the two above.
+   */
+  fastPathWindowBytes?: number;
   /** RTO before the first RTT sample (RFC 6298 says 1 s; radio paths are slower). Default 3,000. */
   initialRtoMs?: number;
   /** RTO floor. Default 1,000 (radio). */
@@ -145,6 +152,7 @@ export interface MspConnectionStats {
 export const MSP_CONNECTION_DEFAULTS = {
   maxQueuedBytes: 65_536,
   receiveWindowBytes: 65_536,
+  fastPathWindowBytes: 1_048_576,
   initialRtoMs: 3_000,
   minRtoMs: 1_000,
   maxRtoMs: 60_000,
@@ -160,6 +168,8 @@ export const MSP_CONNECTION_DEFAULTS = {
 
 /** The RTO floor on a fast path: never below this, ms. */
 const FAST_PATH_MIN_RTO_MS = 10;
+/** A first hop of at least 8 Mbit/s (1 byte per µs) counts as fast for the large window. */
+const FAST_PATH_MS_PER_BYTE = 0.001;
 /** On a duty-cycled path, loss is left to SACK evidence for this many send intervals while new data can go. */
 const DUTY_RTO_INTERVALS = 3;
 /** The idle timeout covers at least this many send intervals of the path. */
@@ -236,9 +246,14 @@ export class MspConnection {
     repairsRecovered: 0,
   };
 
-  private readonly maxQueuedBytes: number;
+  /** The send queue cap and receive window in use (the options', or the fast path's). */
+  private maxQueuedBytes: number;
   private readonly maxMessageBytes: number;
-  private readonly receiveWindowBytes: number;
+  private receiveWindowBytes: number;
+  private readonly baseQueuedBytes: number;
+  private readonly baseWindowBytes: number;
+  private readonly fastWindowBytes: number;
+  private largeWindowAllowed = true;
   private readonly minRtoMs: number;
   private readonly maxRtoMs: number;
   private readonly idleTimeoutMs: number;
@@ -343,9 +358,10 @@ export class MspConnection {
     const d = MSP_CONNECTION_DEFAULTS;
     this.role = config.role;
     this.connectionId = config.connectionId >>> 0;
-    this.maxQueuedBytes = o.maxQueuedBytes ?? d.maxQueuedBytes;
+    this.maxQueuedBytes = this.baseQueuedBytes = o.maxQueuedBytes ?? d.maxQueuedBytes;
     this.maxMessageBytes = o.maxMessageBytes ?? Math.min(this.maxQueuedBytes, 16_384);
-    this.receiveWindowBytes = o.receiveWindowBytes ?? d.receiveWindowBytes;
+    this.receiveWindowBytes = this.baseWindowBytes = o.receiveWindowBytes ?? d.receiveWindowBytes;
+    this.fastWindowBytes = o.fastPathWindowBytes ?? d.fastPathWindowBytes;
     this.minRtoMs = o.minRtoMs ?? d.minRtoMs;
     this.maxRtoMs = Math.max(o.maxRtoMs ?? d.maxRtoMs, this.minRtoMs);
     this.idleTimeoutMs = o.idleTimeoutMs ?? d.idleTimeoutMs;
@@ -402,6 +418,33 @@ export class MspConnection {
   /** Bytes held for sending (unsent + unacknowledged), against maxQueuedBytes. */
   get queuedBytes(): number {
     return this.unsentBytes + this.retainedBytes;
+  }
+  /** The send queue cap in use (maxQueuedBytes, or the fast path's window). */
+  get sendQueueCap(): number {
+    return this.maxQueuedBytes;
+  }
+  /** The receive window in use. */
+  get receiveWindow(): number {
+    return this.receiveWindowBytes;
+  }
+
+  /**
+   * Whether this connection may use `fastPathWindowBytes` on a fast path (the host's memory
+   * budget: MspSockets grants it to a bounded number of connections). Default true.
+   */
+  setLargeWindow(allowed: boolean): void {
+    this.largeWindowAllowed = allowed;
+    this.applyWindow();
+  }
+
+  private applyWindow(): void {
+    const p = this.path;
+    const fast = this.largeWindowAllowed && p !== undefined && !this.channelBound && (p.dutyFraction ?? 1) >= 1 && p.msPerByte <= FAST_PATH_MS_PER_BYTE;
+    this.maxQueuedBytes = fast ? Math.max(this.baseQueuedBytes, this.fastWindowBytes) : this.baseQueuedBytes;
+    const window = fast ? Math.max(this.baseWindowBytes, this.fastWindowBytes) : this.baseWindowBytes;
+    // The WINDOW frame on every ACK carries the change; a shrunk window is advertised as data is
+    // taken (packets within what the peer was promised before stay acceptable: the reorder limit).
+    this.receiveWindowBytes = window;
   }
   /** Whole received messages waiting for `takeReceived`. */
   get receivedMessages(): number {
@@ -484,6 +527,7 @@ export class MspConnection {
       this.idleMs = Math.max(this.idleTimeoutMs, IDLE_INTERVALS * (full / duty), 4 * (this.peerAckDelay + pathRtt));
       this.keepAliveEff = this.keepAliveMs * (this.idleMs / this.idleTimeoutMs);
     }
+    this.applyWindow();
     if (this.srtt === undefined) {
       const first = this.path === undefined ? this.initialRtoMs : Math.min(this.initialRtoMs, Math.max(this.floorRto, 3 * (2 * (this.path.propagationMs ?? 0) + this.path.perPacketMs * 2 + this.path.msPerByte * (this.path.maxPacketBytes + ACK_PACKET_BYTES))));
       this.rto = clamp(first, this.floorRto, this.maxRtoMs);

@@ -25,7 +25,7 @@
  * RESET), and no other socket is touched.
  */
 import { randomInt } from 'node:crypto';
-import { MSP_CONNECTION_DEFAULTS, type MspConnection, type MspFecMode, type MspPathEstimate } from './connection.js';
+import { type MspConnection, type MspFecMode, type MspPathEstimate } from './connection.js';
 import { MspEndpoint, type MspEndpointOptions, type MspOutgoing } from './endpoint.js';
 import { FLAG_NUMBERED } from './wire.js';
 
@@ -123,6 +123,12 @@ export interface MspSocketsOptions {
   endpoint?: MspEndpointOptions;
   /** Data sockets at most (all ports). Default 1,024. */
   maxSockets?: number;
+  /**
+   * Connections that may use the connection option `fastPathWindowBytes` (1 MiB by default) on a
+   * fast path at once; the others keep the 64 KiB windows. Bounds what fast streams can hold in
+   * memory (each up to its send queue plus twice its receive window). Default 8.
+   */
+  maxLargeWindows?: number;
   /** DATA_OUT calls per socket per `processing` at most (a handler that keeps sending). Default 64. */
   maxDataOutCalls?: number;
   log?: (line: string) => void;
@@ -161,6 +167,8 @@ interface PortState {
 
 interface SocketRecord {
   readonly handle: MspSocket;
+  /** Holds one of the large-window grants (maxLargeWindows). */
+  largeWindow?: boolean;
   phase: Phase;
   localPort: number;
   remote: MspAddress | undefined;
@@ -204,12 +212,12 @@ export class MspSockets {
   private sharedPort: PortState | undefined;
   private nextId = 1;
   private readonly maxSockets: number;
+  private readonly maxLargeWindows: number;
+  private largeWindows = 0;
   private readonly maxDataOutCalls: number;
   private readonly defaultPathPayload: number;
   private readonly log: (line: string) => void;
   private readonly endpointOptions: MspEndpointOptions | undefined;
-  /** Each connection's send queue cap (the connection option, or its default). */
-  private readonly maxQueuedBytes: number;
   /** Something arrived or changed since the last processing: run again now. */
   private dirty = false;
   /** Routes changed: every connection's path estimate is read again at the next processing. */
@@ -225,11 +233,11 @@ export class MspSockets {
     options: MspSocketsOptions = {},
   ) {
     this.maxSockets = options.maxSockets ?? 1024;
+    this.maxLargeWindows = options.maxLargeWindows ?? 8;
     this.maxDataOutCalls = options.maxDataOutCalls ?? 64;
     this.defaultPathPayload = options.defaultPathPayload ?? DEFAULT_PATH_PAYLOAD;
     this.log = options.log ?? (() => undefined);
     this.endpointOptions = options.endpoint;
-    this.maxQueuedBytes = options.endpoint?.connection?.maxQueuedBytes ?? MSP_CONNECTION_DEFAULTS.maxQueuedBytes;
   }
 
   // ===========================================================================================
@@ -546,6 +554,9 @@ export class MspSockets {
     s.conn = conn;
     s.phase = 'data';
     if (s.fec !== undefined) conn.setFecMode(s.fec);
+    s.largeWindow = this.largeWindows < this.maxLargeWindows;
+    if (s.largeWindow) this.largeWindows++;
+    conn.setLargeWindow(s.largeWindow);
     this.estimatePath(s);
     s.dataOutDue = true;
     this.byConnection.set(conn, s);
@@ -605,7 +616,7 @@ export class MspSockets {
   private hasRoom(s: SocketRecord): boolean {
     const c = s.conn!;
     if (c.shutdownLocal || (c.state !== 'open' && c.state !== 'closing')) return false;
-    return c.queuedBytes + this.maxMessageSize(s.handle) <= this.maxQueuedBytes;
+    return c.queuedBytes + this.maxMessageSize(s.handle) <= c.sendQueueCap;
   }
 
   /** Calls the handler; an exception closes the socket with ERROR. Returns the handler's number, or undefined when it threw. */
@@ -719,6 +730,10 @@ export class MspSockets {
     if (s.conn !== undefined) {
       if (s.conn.state === 'open' || s.conn.state === 'closing') s.conn.close();
       this.byConnection.delete(s.conn);
+      if (s.largeWindow) {
+        s.largeWindow = false;
+        this.largeWindows--;
+      }
     }
     const ps = s.portState;
     if (ps !== undefined) {
