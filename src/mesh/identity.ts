@@ -36,7 +36,8 @@ export function defaultKeyFile(): string {
 }
 
 export function sidHex(sid: Uint8Array): string {
-  return Buffer.from(sid).toString('hex');
+  // A view, not a copy (it runs several times per datagram).
+  return Buffer.from(sid.buffer, sid.byteOffset, sid.byteLength).toString('hex');
 }
 
 /** The short form of a SID, for logs: its first 8 hex digits. */

@@ -137,11 +137,7 @@ interface PendingReset {
   bytes: Uint8Array;
 }
 
-const hex = (b: Uint8Array): string => {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0');
-  return s;
-};
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 const keyOf = (sidHex: string, port: number, id: number, role: MspRole): string => `${sidHex}/${port}/${id >>> 0}/${role === 'initiator' ? 'i' : 'r'}`;
 
