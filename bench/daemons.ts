@@ -104,7 +104,8 @@ async function viaDaemons(a: Child, b: Child, data: Uint8Array, mtu?: number): P
     const routed = async (): Promise<boolean> => (await hasRoute(cb, da.sid)) && (await hasRoute(ca, db.sid));
     for (let i = 0; i < 300 && !(await routed()); i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await routed())) throw new Error('the two daemons found no routes to each other within 30 s');
-    const listener = await ca.listen(42);
+    // The receiving app reads as `meshgw receive` does, with a 1 MiB buffer (a bulk transfer).
+    const listener = await ca.listen(42, { highWaterMark: 1024 * 1024 });
     const want = createHash('sha256').update(data).digest('hex');
     return await measure([a, b], async () => {
       const received = (async () => {

@@ -27,6 +27,8 @@ import { resolveSid } from './ping.js';
 import { parseSidPrefix, shortSid } from './sid.js';
 import { UsageError, parseIntOption } from './usage-error.js';
 
+/** Read buffer of a file transfer's stream (the credit its daemon gets): bulk wants a deep pipe. */
+const TRANSFER_READ_BUFFER = 1024 * 1024;
 export const DEFAULT_TRANSFER_PORT = 64;
 export const MAX_HEADER_BYTES = 4096;
 export const DEFAULT_MAX_SIZE = 1024 ** 3;
@@ -514,7 +516,7 @@ export async function runSendCommand(sidText: string, file: string, opts: SendCo
     const sid = await resolveSid(client, sidText);
     let stream;
     try {
-      stream = await client.openStream(sid, port);
+      stream = await client.openStream(sid, port, { highWaterMark: TRANSFER_READ_BUFFER });
     } catch (e) {
       throw new Error(`cannot open a stream to ${shortSid(sid)}:${port}: ${streamFailureText(e)}`);
     }
@@ -545,7 +547,7 @@ export async function runReceiveCommand(dir: string, opts: ReceiveCommandOptions
   await withApi(opts, async (client) => {
     let listener;
     try {
-      listener = await client.listen(port);
+      listener = await client.listen(port, { highWaterMark: TRANSFER_READ_BUFFER });
     } catch (e) {
       throw new Error(`cannot listen on port ${port}: ${streamFailureText(e)}`);
     }
