@@ -21,7 +21,7 @@ import { withOverhead } from '../src/link/airtime/overhead.js';
 import { AX25_UI_HEADER, decodeAx25Ui, encodeAx25Ui, parseAx25Address, type Ax25Address } from '../src/link/ax25.js';
 import type { BackoffOptions } from '../src/link/backoff.js';
 import type { ByteStream, StreamOpener } from '../src/link/byte-stream.js';
-import { kissCsmaConfig, kissCsmaFrames, type KissCsmaConfig } from '../src/link/csma.js';
+import { kissCsmaConfig, kissCsmaFramesFor, type KissCsmaConfig } from '../src/link/csma.js';
 import { countDrop, type QueuedFrame } from '../src/link/link.js';
 import { StreamLink } from './stream-link.js';
 
@@ -37,6 +37,11 @@ export interface KissLinkOptions {
   opener: StreamOpener;
   /** KISS port 0–15 on the TNC; default 0. */
   kissPort?: number;
+  /**
+   * CSMA parameters to send the TNC on every connect: only those given (the TNC keeps its own
+   * settings for the rest). The airtime model assumes the defaults for TXDELAY and TXTAIL where
+   * none are given.
+   */
   csma?: Partial<KissCsmaConfig>;
   modem?: Ax25Modem;
   /** Operator callsign with SSID (e.g. "N0CALL-7"): turns on AX.25 UI encapsulation. */
@@ -53,7 +58,7 @@ export interface KissLinkOptions {
 export class KissLink extends StreamLink {
   readonly kissPort: number;
   readonly encapsulation: 'ax25' | 'raw';
-  private readonly csma: KissCsmaConfig;
+  private readonly csmaSet: Partial<KissCsmaConfig>;
   private readonly source: Ax25Address | undefined;
   private readonly destination: Ax25Address;
   /** Largest TNC data frame accepted: ours, plus room for other stations' longer headers. */
@@ -89,7 +94,7 @@ export class KissLink extends StreamLink {
       ...(options.log ? { log: options.log } : {}),
     });
     this.kissPort = kissPort;
-    this.csma = csma;
+    this.csmaSet = { ...(options.csma ?? {}) };
     this.source = source;
     this.encapsulation = source ? 'ax25' : 'raw';
     this.destination = parseAx25Address(options.destination ?? 'MESH');
@@ -98,7 +103,7 @@ export class KissLink extends StreamLink {
   }
 
   protected override async handshake(stream: ByteStream): Promise<void> {
-    for (const frame of kissCsmaFrames(this.csma, this.kissPort)) stream.write(frame);
+    for (const frame of kissCsmaFramesFor(this.csmaSet, this.kissPort)) stream.write(frame);
   }
 
   protected resetConnection(): void {
@@ -146,7 +151,7 @@ export class KissLink extends StreamLink {
         countDrop(this.counters, 'not-mesh');
         continue;
       }
-      this.deliver({ data: data.slice(), at: Date.now() });
+      this.deliver({ data: data.slice(), at: Date.now(), wire: f.data.slice() });
     }
   }
 }

@@ -40,3 +40,25 @@ describe('--udp and --peer', () => {
     }
   });
 });
+
+describe('KISS TNC parameters', () => {
+  it('none by default; each flag sets only its own parameter; only for a KISS TNC', () => {
+    expect(configFromFlags({ ...base, kissTcp: '127.0.0.1:8001' }).interfaces).toEqual([{ kind: 'kiss-tcp', host: '127.0.0.1', port: 8001 }]);
+    expect(configFromFlags({ ...base, kissTcp: '127.0.0.1:8001', txtail: '50', duplex: 'full' }).interfaces).toEqual([
+      { kind: 'kiss-tcp', host: '127.0.0.1', port: 8001, csma: { txTailMs: 50, fullDuplex: true } },
+    ]);
+    expect(configFromFlags({ ...base, port: '/dev/ttyUSB0', driver: 'kiss', txdelay: '300', persist: '0.25', slottime: '100' }).interfaces).toEqual([
+      { kind: 'kiss', path: '/dev/ttyUSB0', csma: { txDelayMs: 300, persistence: 0.25, slotTimeMs: 100 } },
+    ]);
+    for (const [flags, message] of [
+      [{ sim: true, txdelay: '300' }, /for a KISS TNC/],
+      [{ kissTcp: '127.0.0.1:8001', duplex: 'both' }, /--duplex must be half or full/],
+      [{ kissTcp: '127.0.0.1:8001', persist: '2' }, /--persist/],
+      [{ kissTcp: '127.0.0.1:8001', txdelay: '3000' }, /--txdelay/],
+    ] as Array<[Partial<RunOptions>, RegExp]>) {
+      expect(() => configFromFlags({ ...base, ...flags }), JSON.stringify(flags)).toThrow(UsageError);
+      expect(() => configFromFlags({ ...base, ...flags }), JSON.stringify(flags)).toThrow(message);
+    }
+  });
+});
+

@@ -9,6 +9,7 @@ import {
   DEFAULT_KISS_CSMA,
   kissCsmaConfig,
   kissCsmaFrames,
+  kissCsmaFramesFor,
   kissPersistenceByte,
   kissTimingUnits,
   validateKissCsma,
@@ -42,6 +43,13 @@ describe('kissCsmaFrames', () => {
       'c0 04 0a c0', // TXTAIL 10 × 10 ms
       'c0 05 00 c0', // FULLDUPLEX off
     ]);
+  });
+
+  it('sends only what the operator set: nothing by default, so the TNC keeps its own settings', () => {
+    expect(kissCsmaFramesFor({})).toEqual([]);
+    expect(kissCsmaFramesFor({ txTailMs: 50 }).map(hex)).toEqual(['c0 04 05 c0']);
+    expect(kissCsmaFramesFor({ fullDuplex: true, txDelayMs: 200 }, 1).map(hex)).toEqual(['c0 11 14 c0', 'c0 15 01 c0']);
+    expect(() => kissCsmaFramesFor({ persistence: 2 })).toThrow(CsmaConfigError);
   });
 
   it('puts the port in the high nibble and stuffs argument bytes C0 and DB', () => {

@@ -11,6 +11,9 @@ import { BaseLink, type ReceivedFrame, type SendOptions } from '../src/link/link
 import { FixedRateAirtimeModel } from '../src/link/airtime/fixed-rate.js';
 import { enhancedPacketBlock, interfaceDescriptionBlock, LinkType, PcapngFile, sectionHeaderBlock } from '../src/link/pcap.js';
 import { CaptureLink, captureLinkType, ipv4UdpRecord, kissRecord, loraTapRecord } from '../src/link/capture.js';
+import net from 'node:net';
+import { kissTcpLink } from '../drivers/kiss-tcp.js';
+import { encodeKissData } from '../firmware-protocol/kiss.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -156,6 +159,37 @@ describe('CaptureLink into one pcapng file, read back by tshark', () => {
       expect(verbose).toContain('Packet: -97 dBm');
       // tshark 4.0's ax25_kiss.port field reads 0 whatever the byte; its summary line has the port.
       expect(verbose).toContain('KISS: Data frame, Port 1');
+    });
+  });
+
+  it('a KISS TNC with a callsign: the capture holds the AX.25 UI frames that went on the air, both ways', async () => {
+    await withTempDir(async (dir) => {
+      // A stand-in TNC on TCP: it hands the host one UI frame from another station.
+      const other = kissTcpLink({ name: 'other', port: 1, callsign: 'N0CALL-9' });
+      const hostBytes: Buffer[] = [];
+      const server = net.createServer((s) => {
+        s.on('data', (b: Buffer) => hostBytes.push(b));
+        s.write(encodeKissData(other.wrap(Uint8Array.of(0x51, 0x52, 0x53))));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const path = join(dir, 'ax25.pcapng');
+      const file = new PcapngFile(path);
+      const inner = kissTcpLink({ name: 'tnc0', host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, callsign: 'N0CALL-7' });
+      const link = new CaptureLink(inner, file);
+      const got = new Promise<ReceivedFrame>((r) => link.on('frame', r));
+      await link.open();
+      expect(Array.from((await got).data)).toEqual([0x51, 0x52, 0x53]); // the mesh frame, for the mesh
+      link.send(Uint8Array.of(0x50, 0x01, 0x02));
+      while (Buffer.concat(hostBytes).length === 0) await new Promise((r) => setTimeout(r, 10));
+      await link.close();
+      server.close();
+      await file.close();
+      const protocols = tshark(['-r', path, '-T', 'fields', '-e', 'frame.protocols']).trim().split('\n');
+      expect(protocols).toEqual(['ax25_kiss:ax25:ax25_nol3:data', 'ax25_kiss:ax25:ax25_nol3:data']);
+      // The summary lines name the stations: the other one's frame in, ours out, both to MESH.
+      const summary = tshark(['-r', path]).trim().split('\n');
+      expect(summary[0]).toMatch(/N0CALL-9 → MESH/);
+      expect(summary[1]).toMatch(/N0CALL-7 → MESH/);
     });
   });
 

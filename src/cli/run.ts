@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { isIPv4 } from 'node:net';
+import { KISS_MAX_TIME_MS, type KissCsmaConfig } from '../link/csma.js';
 import { dirname } from 'node:path';
 import { parseRegionName, RegionError, type RegionName } from '../link/airtime/regions.js';
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
@@ -31,6 +32,11 @@ export interface RunOptions {
   cr: string;
   txPower: string;
   callsign?: string;
+  txdelay?: string;
+  persist?: string;
+  slottime?: string;
+  txtail?: string;
+  duplex?: string;
   airtimeCap?: string;
   pcap?: string;
   statusInterval: string;
@@ -57,6 +63,11 @@ export function runOptions(cmd: Command): Command {
     .option('--cr <n>', 'LoRa coding rate 5..8', '5')
     .option('--tx-power <dbm>', 'LoRa TX power in dBm', '14')
     .option('--callsign <call>', 'operator callsign-SSID for AX.25 UI framing on KISS TNCs')
+    .option('--txdelay <ms>', 'KISS TNC keying delay to set, ms (default: leave the TNC\'s own)')
+    .option('--persist <p>', 'KISS TNC CSMA persistence to set, 0..1 (default: leave the TNC\'s own)')
+    .option('--slottime <ms>', 'KISS TNC CSMA slot time to set, ms (default: leave the TNC\'s own)')
+    .option('--txtail <ms>', 'KISS TNC TX tail to set, ms (default: leave the TNC\'s own)')
+    .option('--duplex <half|full>', 'KISS TNC duplex to set (default: leave the TNC\'s own)')
     .option('--airtime-cap <percent[,percent]>', 'your own airtime cap: percent of 15 s[, of 1 h]')
     .option('--pcap <file>', 'capture every frame in and out to a pcapng file (Wireshark)')
     .option('--status-interval <s>', 'print a status line every S seconds (0: never)', '60')
@@ -91,6 +102,11 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
   const interfaces: InterfaceSpec[] = [];
   const baud = o.baud !== undefined ? { baudRate: parseIntOption('--baud', o.baud, 300, 4_000_000) } : {};
   const callsign = o.callsign ? { callsign: o.callsign } : {};
+  const csma = kissCsmaFlags(o);
+  const kissExtra = { ...callsign, ...(csma ? { csma } : {}) };
+  if (csma && o.kissTcp === undefined && !(o.port !== undefined && o.driver === 'kiss')) {
+    throw new UsageError('--txdelay, --persist, --slottime, --txtail and --duplex are for a KISS TNC (--driver kiss or --kiss-tcp)');
+  }
   if (o.port !== undefined) {
     if (o.driver === 'lora') {
       if (o.frequency === undefined) throw new UsageError('--frequency is required with --driver lora');
@@ -109,14 +125,14 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
       }
       interfaces.push({ kind: 'lora', path: o.port, radio, ...baud });
     } else if (o.driver === 'kiss') {
-      interfaces.push({ kind: 'kiss', path: o.port, ...baud, ...callsign });
+      interfaces.push({ kind: 'kiss', path: o.port, ...baud, ...kissExtra });
     } else if (o.driver === 'slip') {
       interfaces.push({ kind: 'slip', path: o.port, ...baud });
     } else {
       throw new UsageError(`--driver must be lora, kiss or slip, got '${o.driver}'`);
     }
   }
-  if (o.kissTcp !== undefined) interfaces.push({ kind: 'kiss-tcp', ...hostPort('--kiss-tcp', o.kissTcp), ...callsign });
+  if (o.kissTcp !== undefined) interfaces.push({ kind: 'kiss-tcp', ...hostPort('--kiss-tcp', o.kissTcp), ...kissExtra });
   if (o.udp !== undefined) interfaces.push(udpInterface(o.udp, o.udpPort, o.peer ?? []));
   else if (o.peer !== undefined) throw new UsageError('--peer needs --udp (the interface that sends to the peer)');
   if (o.sim) interfaces.push({ kind: 'sim' });
@@ -154,6 +170,20 @@ function udpInterface(text: string, udpPort: string, peerTexts: string[]): Inter
   return looksNumeric
     ? { kind: 'udp', address, port, ...(peers.length > 0 ? { peers } : {}) }
     : { kind: 'udp', interface: address, port, ...(peers.length > 0 ? { peers } : {}) };
+}
+
+/** The KISS parameters given as flags, or undefined for none. */
+function kissCsmaFlags(o: RunOptions): Partial<KissCsmaConfig> | undefined {
+  const c: Partial<KissCsmaConfig> = {};
+  if (o.txdelay !== undefined) c.txDelayMs = parseNumberOption('--txdelay', o.txdelay, 0, KISS_MAX_TIME_MS);
+  if (o.persist !== undefined) c.persistence = parseNumberOption('--persist', o.persist, 0, 1);
+  if (o.slottime !== undefined) c.slotTimeMs = parseNumberOption('--slottime', o.slottime, 0, KISS_MAX_TIME_MS);
+  if (o.txtail !== undefined) c.txTailMs = parseNumberOption('--txtail', o.txtail, 0, KISS_MAX_TIME_MS);
+  if (o.duplex !== undefined) {
+    if (o.duplex !== 'half' && o.duplex !== 'full') throw new UsageError(`--duplex must be half or full, got '${o.duplex}'`);
+    c.fullDuplex = o.duplex === 'full';
+  }
+  return Object.keys(c).length > 0 ? c : undefined;
 }
 
 function parseCap(text: string | undefined): DaemonConfig['cap'] {

@@ -3,6 +3,7 @@
  * config file). Plain values only, already parsed and range-checked by whoever produced them;
  * `validateConfig` checks what spans several values and throws ConfigError naming the problem.
  */
+import type { KissCsmaConfig } from '../link/csma.js';
 import type { AirtimeCap } from '../link/airtime-limits.js';
 import type { RegionName } from '../link/airtime/regions.js';
 
@@ -16,9 +17,10 @@ export interface LoraRadio {
 
 export type InterfaceSpec =
   | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio }
-  | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string }
+  /** `csma`: only the TNC parameters to set (none by default: the TNC keeps its own). */
+  | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string; csma?: Partial<KissCsmaConfig> }
   | { kind: 'slip'; name?: string; path: string; baudRate?: number }
-  | { kind: 'kiss-tcp'; name?: string; host: string; port: number; callsign?: string }
+  | { kind: 'kiss-tcp'; name?: string; host: string; port: number; callsign?: string; csma?: Partial<KissCsmaConfig> }
   /**
    * `peers`: static unicast peers (for links without broadcast, or two daemons on one host).
    * `mtu`: largest datagram, default 1200 (safe on any IPv6 path); up to 65,507.

@@ -100,11 +100,11 @@ function buildOne(
     }
     case 'kiss':
       // A TNC is amateur radio: datagrams are authenticated, not encrypted, on the air.
-      return { iface: { link: kissSerialLink({ name, path: spec.path, ...baud(spec.baudRate), ...(spec.callsign ? { callsign: spec.callsign } : {}), log }), config: tnc, authOnly: true } };
+      return { iface: { link: kissSerialLink({ name, path: spec.path, ...baud(spec.baudRate), ...(spec.callsign ? { callsign: spec.callsign } : {}), ...(spec.csma ? { csma: spec.csma } : {}), log }), config: tnc, authOnly: true } };
     case 'slip':
       return { iface: { link: new SlipSerialLink({ name, path: spec.path, ...baud(spec.baudRate), log }), config: tnc } };
     case 'kiss-tcp':
-      return { iface: { link: kissTcpLink({ name, host: spec.host, port: spec.port, ...(spec.callsign ? { callsign: spec.callsign } : {}), log }), config: tnc, authOnly: true } };
+      return { iface: { link: kissTcpLink({ name, host: spec.host, port: spec.port, ...(spec.callsign ? { callsign: spec.callsign } : {}), ...(spec.csma ? { csma: spec.csma } : {}), log }), config: tnc, authOnly: true } };
     case 'udp':
       return {
         iface: {

@@ -7,8 +7,10 @@
  *
  * Link types (tcpdump.org LINKTYPE_ list), by the inner link's kind:
  * - 'kiss-serial', 'kiss-tcp': LINKTYPE_AX25_KISS (202): the KISS frame without FENDs, i.e. the
- *   type byte (port << 4 | 0, a data frame) then the data. The port is the inner link's
- *   `kissPort` if it has one, else 0. Wireshark dissects it as `ax25_kiss`.
+ *   type byte (port << 4 | 0, a data frame) then the data the TNC got or gave — the AX.25 UI
+ *   frame with a callsign, the pad-count frame without (the inner link's `wrap(frame)` going
+ *   out, the received frame's `wire` coming in). The port is the inner link's `kissPort` if it
+ *   has one, else 0. Wireshark dissects it as `ax25_kiss`.
  * - 'udp': LINKTYPE_IPV4 (228): a synthesized IPv4 header (RFC 791, with its header checksum)
  *   and UDP header (RFC 768; checksum 0, "none", which IPv4 allows) between the real endpoints
  *   where the inner link tells them (`localEndpoint()`, `broadcastEndpoint()`), else 0.0.0.0 and
@@ -130,6 +132,7 @@ export function captureLinkType(kind: string): number {
 /** Optional extras a driver may expose for its captures. */
 interface CaptureHints {
   kissPort?: unknown;
+  wrap?: unknown;
   loraParams?: unknown;
   localEndpoint?: unknown;
   broadcastEndpoint?: unknown;
@@ -176,7 +179,9 @@ export class CaptureLink extends LinkWrapper {
     switch (this.linkType) {
       case LinkType.AX25_KISS: {
         const port = this.hints.kissPort;
-        return kissRecord(typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 15 ? port : 0, data);
+        const wrap = this.hints.wrap;
+        const tnc = direction === 'in' ? (rx?.wire ?? data) : typeof wrap === 'function' ? ((wrap as (d: Uint8Array) => Uint8Array).call(this.inner, data)) : data;
+        return kissRecord(typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 15 ? port : 0, tnc);
       }
       case LinkType.IPV4: {
         const local = this.endpoint('localEndpoint');

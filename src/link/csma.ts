@@ -118,3 +118,14 @@ export function kissCsmaFrames(config: KissCsmaConfig, port = 0): Uint8Array[] {
     frame(KissCommand.FULLDUPLEX, config.fullDuplex ? 1 : 0),
   ];
 }
+
+/**
+ * The KISS frames for just the parameters the operator set, in the same order: a TNC's own
+ * settings (Direwolf's FULLDUP ON, a hardware TNC's jumpers) stay as they are for everything
+ * the configuration does not name. Throws like kissCsmaFrames for a bad value.
+ */
+export function kissCsmaFramesFor(set: Partial<KissCsmaConfig>, port = 0): Uint8Array[] {
+  const all = kissCsmaFrames(kissCsmaConfig(set), port);
+  const order: Array<keyof KissCsmaConfig> = ['txDelayMs', 'persistence', 'slotTimeMs', 'txTailMs', 'fullDuplex'];
+  return all.filter((_, i) => set[order[i]!] !== undefined);
+}

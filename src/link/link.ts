@@ -27,6 +27,8 @@ export interface ReceivedFrame {
   snrDb?: number;
   /** The sender's endpoint, on links that have one (UDP). */
   from?: Endpoint;
+  /** The frame as the link carried it, where that differs from `data` (a KISS TNC's AX.25 UI frame): what a capture records. */
+  wire?: Uint8Array;
 }
 
 export interface SendOptions {

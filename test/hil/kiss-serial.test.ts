@@ -64,6 +64,27 @@ describe('kiss-serial to a KISS TNC emulator over a pty', () => {
     });
   }
 
+  it('with no CSMA parameters configured sends none (the TNC keeps its own), one when one is', async () => {
+    const a = await tnc('na');
+    const bare = kissSerialLink({ name: 'bare', path: a.pty.host, backoff: { initialMs: 100, maxMs: 400 } });
+    cleanups.push(() => bare.close());
+    await bare.open();
+    const got = collect(bare);
+    const b = await tnc('nb');
+    const other = link(b.pty.host, 'other');
+    await other.open();
+    other.send(frameOfSize(20, 1));
+    await until(() => got.length === 1, 'a frame through the TNC with no parameters set');
+    expect(a.emulator.modem.kissParams).toEqual({});
+    await bare.close();
+    const c = await tnc('nc');
+    const one = kissSerialLink({ name: 'one', path: c.pty.host, csma: { txTailMs: 50 }, backoff: { initialMs: 100, maxMs: 400 } });
+    cleanups.push(() => one.close());
+    await one.open();
+    await until(() => c.emulator.modem.kissParams.txtail !== undefined, 'TXTAIL at the TNC');
+    expect(c.emulator.modem.kissParams).toEqual({ txtail: 5 });
+  });
+
   it('comes back by itself after the device disappears, and loses no queued frame within the cap', async () => {
     const a = await tnc('ra');
     const b = await tnc('rb');
