@@ -144,6 +144,8 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     ...(o.frequency !== undefined ? { frequency: parseIntOption('--frequency', o.frequency, 1, 10_000_000_000) } : {}),
     ...(cap ? { cap } : {}),
     keyFile: o.key,
+    // The default ~/.meshgw is made on first start; the directory of an explicit --key must exist.
+    createKeyDirectory: o.key === defaultKeyFile(),
     stateDir: o.stateDir ?? dirname(defaultKeyFile()),
     ...(o.pcap ? { pcap: o.pcap } : {}),
     statusIntervalMs: parseNumberOption('--status-interval', o.statusInterval, 0, 86_400) * 1000,

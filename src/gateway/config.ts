@@ -4,8 +4,10 @@
  * `validateConfig` checks what spans several values and throws ConfigError naming the problem.
  */
 import type { KissCsmaConfig } from '../link/csma.js';
-import type { AirtimeCap } from '../link/airtime-limits.js';
-import type { RegionName } from '../link/airtime/regions.js';
+import { airtimeLimits, type AirtimeCap } from '../link/airtime-limits.js';
+import { loraMaxPayloadWithin, type LoraParams } from '../link/airtime/lora.js';
+import { bandRules, RegionError, type RegionName } from '../link/airtime/regions.js';
+import { parseAx25Address } from '../link/ax25.js';
 
 export interface LoraRadio {
   frequency: number;
@@ -39,6 +41,8 @@ export interface DaemonConfig {
   cap?: AirtimeCap;
   /** The node's key file (created on first start). */
   keyFile: string;
+  /** Whether a missing directory of the key file is made (the default location's is; an explicit --key's is not). Default true. */
+  createKeyDirectory?: boolean;
   /** Where the boot epoch and the key lock live (one of each per key), e.g. ~/.meshgw. */
   stateDir: string;
   /** A pcapng file capturing every frame in and out. */
@@ -72,7 +76,63 @@ export function validateConfig(c: DaemonConfig): void {
     if ((i.kind === 'kiss' || i.kind === 'slip' || i.kind === 'kiss-tcp') && c.region !== 'none' && c.frequency === undefined) {
       throw new ConfigError(`--region ${c.region} needs --frequency for the ${i.kind} interface`);
     }
+    if ((i.kind === 'kiss' || i.kind === 'kiss-tcp') && i.callsign !== undefined) {
+      try {
+        parseAx25Address(i.callsign);
+      } catch (err) {
+        throw new ConfigError(`--callsign: ${(err as Error).message}`);
+      }
+    }
+    try {
+      if (i.kind === 'lora') checkLoraCanSend(c, i.radio);
+      else if ((i.kind === 'kiss' || i.kind === 'slip' || i.kind === 'kiss-tcp') && c.frequency !== undefined) bandRules(c.region, c.frequency);
+    } catch (err) {
+      if (err instanceof RegionError) throw new ConfigError(`--region ${c.region}: ${err.message}`);
+      throw err;
+    }
   }
+}
+
+/** The smallest frame the node must be able to send: a signed HELLO with a few neighbours. */
+export const MIN_USEFUL_FRAME_BYTES = 128;
+
+/** The largest LoRa payload the region's dwell limit, duty cycle and the operator's caps allow for one frame. */
+function loraLargestFrame(c: DaemonConfig, radio: LoraRadio, p: LoraParams): number {
+  const limits = airtimeLimits(bandRules(c.region, radio.frequency, p.bandwidth), c.cap ?? {});
+  let most = 255;
+  if (limits.dwellMs !== undefined) most = Math.min(most, loraMaxPayloadWithin(p, limits.dwellMs));
+  for (const b of limits.budgets) most = Math.min(most, loraMaxPayloadWithin(p, b.windowMs * b.fraction));
+  return most;
+}
+
+/**
+ * Refuses a LoRa setting that could never send a HELLO (US915's 400 ms dwell at SF11–12 on
+ * 125 kHz, a tiny airtime cap), naming the largest spreading factor per bandwidth that would.
+ */
+function checkLoraCanSend(c: DaemonConfig, radio: LoraRadio): void {
+  const p: LoraParams = { sf: radio.sf, bandwidth: radio.bandwidth, cr: radio.cr };
+  const most = loraLargestFrame(c, radio, p);
+  if (most >= MIN_USEFUL_FRAME_BYTES) return;
+  const options: string[] = [];
+  for (const bandwidth of [...new Set([radio.bandwidth, 125_000, 250_000, 500_000])]) {
+    for (let sf = 12; sf >= 7; sf--) {
+      let fits = -1;
+      try {
+        fits = loraLargestFrame(c, { ...radio, bandwidth }, { ...p, sf, bandwidth });
+      } catch {
+        break; // this bandwidth is not allowed at this frequency
+      }
+      if (fits >= MIN_USEFUL_FRAME_BYTES) {
+        options.push(`SF${sf} or lower at ${bandwidth / 1000} kHz (${fits} bytes)`);
+        break;
+      }
+    }
+  }
+  const what = most < 0 ? 'not even an empty frame is allowed' : `at most ${most} bytes fit in one frame`;
+  throw new ConfigError(
+    `LoRa SF${radio.sf} at ${radio.bandwidth / 1000} kHz under ${c.region}${c.cap ? ' and the airtime cap' : ''}: ${what}, ` +
+      `below the ${MIN_USEFUL_FRAME_BYTES} bytes a HELLO needs; ${options.length > 0 ? `use ${options.join(', or ')}` : 'no spreading factor fits: lower the cap'}`,
+  );
 }
 
 /** The name an interface gets when the config gives none. */

@@ -164,7 +164,16 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
   validateConfig(config);
   const log = io.log ?? (() => undefined);
   const clock = io.clock ?? new MonotonicClock();
-  const { identity, created } = loadOrCreateIdentity(config.keyFile);
+  // The capture file opens before anything else is made, so a bad path stops the start at once.
+  const capture = config.pcap !== undefined ? PcapngFile.open(config.pcap) : undefined;
+  let identity: Identity;
+  let created: boolean;
+  try {
+    ({ identity, created } = loadOrCreateIdentity(config.keyFile, { createDirectory: config.createKeyDirectory !== false }));
+  } catch (err) {
+    await capture?.close().catch(() => undefined);
+    throw err;
+  }
   if (created) log(`created a new identity in ${config.keyFile}`);
   const lock = acquireKeyLock(config.stateDir, identity);
   try {
@@ -184,7 +193,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       interfaces,
       mesh: node,
       services: [msp, echo, ...(api ? [api] : []), ...services],
-      ...(config.pcap ? { capture: new PcapngFile(config.pcap) } : {}),
+      ...(capture ? { capture } : {}),
       ...(onEvent || api
         ? {
             onEvent: (e: GatewayEvent) => {
@@ -229,6 +238,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     };
   } catch (err) {
     lock.release();
+    await capture?.close().catch(() => undefined);
     throw err;
   }
 }

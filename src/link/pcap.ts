@@ -12,7 +12,7 @@
  * little-endian (the byte-order magic 0x1A2B3C4D tells readers). Link types are from the
  * tcpdump.org list of LINKTYPE_ values.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 
 /** LINKTYPE_ values used by meshgw (tcpdump.org, "Link-layer header types"). */
@@ -168,6 +168,11 @@ export interface PcapngFileOptions {
  * slow disk never grows memory without bound. Interface descriptions are never dropped: the
  * interface ids of later packets depend on them.
  */
+/** A capture file that cannot be opened for writing. */
+export class CaptureFileError extends Error {
+  override name = 'CaptureFileError';
+}
+
 export class PcapngFile {
   /** Packets not written: pending bytes over the cap, a write error, or written after close. */
   dropped = 0;
@@ -179,12 +184,27 @@ export class PcapngFile {
   private readonly snaplens: number[] = [];
   private closing: Promise<void> | undefined;
 
-  constructor(readonly path: string, options: PcapngFileOptions = {}) {
+  /**
+   * Opens (creates or truncates) the file now, so that a path that cannot be written fails here
+   * with a CaptureFileError naming it, not at the first write. The constructor opens lazily and
+   * reports such an error only at `close()`.
+   */
+  static open(path: string, options: PcapngFileOptions = {}): PcapngFile {
+    let fd: number;
+    try {
+      fd = openSync(path, 'w', 0o644);
+    } catch (err) {
+      throw new CaptureFileError(`cannot write the capture file ${path}: ${(err as Error).message}`);
+    }
+    return new PcapngFile(path, options, fd);
+  }
+
+  constructor(readonly path: string, options: PcapngFileOptions = {}, fd?: number) {
     this.maxPending = options.maxPendingBytes ?? 4 << 20;
     if (!Number.isInteger(this.maxPending) || this.maxPending < 1) {
       throw new RangeError(`maxPendingBytes must be a positive integer, got ${this.maxPending}`);
     }
-    this.stream = createWriteStream(path);
+    this.stream = fd === undefined ? createWriteStream(path) : createWriteStream(path, { fd });
     this.stream.on('error', (err) => {
       this.error ??= err;
     });

@@ -12,7 +12,7 @@
  * A key file that others can read, or whose content is not that, is refused with a message that
  * says what to do; the node never overwrites an existing file.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -103,12 +103,18 @@ export function writeIdentity(path: string, id: Identity): void {
   }
 }
 
-/** Loads the identity at `path`, creating it on first start. */
-export function loadOrCreateIdentity(path = defaultKeyFile()): { identity: Identity; created: boolean } {
+/**
+ * Loads the identity at `path`, creating it on first start. With `createDirectory: false` a
+ * missing directory is a KeyFileError (a mistyped `--key` path should not grow directories).
+ */
+export function loadOrCreateIdentity(path = defaultKeyFile(), options: { createDirectory?: boolean } = {}): { identity: Identity; created: boolean } {
   try {
     return { identity: readIdentity(path), created: false };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (options.createDirectory === false && !existsSync(dirname(path))) {
+    throw new KeyFileError(`no key file ${path}, and its directory ${dirname(path)} does not exist: create it first (a new key is made there on first start)`);
   }
   const identity = generateIdentity();
   writeIdentity(path, identity);
