@@ -4,7 +4,8 @@
  * made on disk before the mistake is found.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,4 +59,30 @@ describe('the daemon refuses a start that cannot work, before it makes anything'
     expect(r.stderr).toMatch(/does not lie inside one eu868 band/);
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it('a UDP port another program holds: exit 1 naming the port when nothing else is up; a warning when something is', async () => {
+    const holder = createSocket('udp4');
+    await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
+    const port = holder.address().port;
+    try {
+      const own = mkdtempSync(join(tmpdir(), 'meshgw-port-'));
+      const flags = ['--key', join(own, 'identity.json'), '--state-dir', join(own, 'state'), '--api', 'off', '--status-interval', '0'];
+      const alone = meshgw(['--udp', `127.0.0.1:${port}`, ...flags]);
+      expect(alone.code).toBe(1);
+      expect(alone.stderr).toMatch(new RegExp(`cannot bind 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      expect(alone.stderr).not.toMatch(/meshgw running/);
+      // With a simulated radio beside it the daemon runs, and says what is wrong.
+      const child = spawn(process.execPath, [bin, '--udp', `127.0.0.1:${port}`, '--sim', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((r) => child.on('close', r));
+      for (let i = 0; i < 300 && !/meshgw running/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(stderr).toMatch(new RegExp(`warning: udp0: cannot bind 127\\.0\\.0\\.1:${port}`));
+      expect(stderr).toMatch(/meshgw running/);
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      holder.close();
+    }
+  }, 30_000);
 });

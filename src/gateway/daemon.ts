@@ -156,6 +156,11 @@ function simNeighbour(link: SimLink, clock: SimClock): GatewayService {
   };
 }
 
+/** The daemon could not start for a reason found at run time (exit 1). */
+export class StartError extends Error {
+  override name = 'StartError';
+}
+
 /**
  * Starts the daemon. Throws KeyFileError / KeyLockError / EpochFileError (the CLI prints them and
  * exits 1), ConfigError for a config that cannot work (exit 2).
@@ -205,7 +210,21 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       statusIntervalMs: config.statusIntervalMs,
       log,
     });
+    const reasons = new Map<string, string | undefined>();
+    for (const { link } of interfaces) link.on('state', (_state, reason) => reasons.set(link.name, reason));
     await gateway.start();
+    // A UDP port another program holds never frees itself: with nothing else up that is a failed
+    // start, not a daemon that says "running" and waits forever.
+    const unbound = interfaces.filter(({ link }) => link.kind === 'udp' && link.state === 'down' && /cannot bind/.test(reasons.get(link.name) ?? ''));
+    if (unbound.length > 0) {
+      const what = unbound.map(({ link }) => `${link.name}: ${reasons.get(link.name)}`).join('; ');
+      const othersUp = interfaces.some(({ link }) => !unbound.some((u) => u.link === link) && link.state === 'up');
+      if (!othersUp) {
+        await gateway.stop();
+        throw new StartError(`${what} — is another meshgw or program using that port? Choose another with --udp ADDR:PORT`);
+      }
+      log(`warning: ${what}; the other interfaces run, and it is tried again with backoff`);
+    }
     // The API listens once the node runs; a port in use stops what started and says where.
     let apiAt = 'off';
     if (api) {
