@@ -136,7 +136,8 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
   if (o.udp !== undefined) interfaces.push(udpInterface(o.udp, o.udpPort, o.peer ?? []));
   else if (o.peer !== undefined) throw new UsageError('--peer needs --udp (the interface that sends to the peer)');
   if (o.sim) interfaces.push({ kind: 'sim' });
-  if (interfaces.length === 0) throw new UsageError('no interface: give --port PATH, --kiss-tcp HOST:PORT, --udp IFACE or --sim');
+  // No interface at all: a simulated radio, so that `npx meshgw` shows a working node anywhere.
+  if (interfaces.length === 0) interfaces.push({ kind: 'sim' });
   const cap = parseCap(o.airtimeCap);
   return {
     interfaces,
@@ -215,6 +216,10 @@ export async function runGateway(o: RunOptions): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const config = configFromFlags(o);
   installLastResort(log);
+  if (config.interfaces.every((i) => i.kind === 'sim')) {
+    log(`meshgw: simulated radio${o.sim ? '' : ' (no interface given)'}, with a simulated neighbour node on it; nothing is transmitted`);
+    log('meshgw: attach real hardware with --port /dev/ttyUSB0 --frequency HZ --region eu868 (a LoRa modem; --driver kiss for a TNC), --kiss-tcp 127.0.0.1:8001 (Direwolf) or --udp wlan0 (Wi-Fi); meshgw --help for all');
+  }
   let daemon;
   try {
     daemon = await startDaemon(config, { log, onEvent: (e) => void process.stdout.write(JSON.stringify(e) + '\n') });
