@@ -117,3 +117,16 @@ describe('mesh node under attack', () => {
     expect(atC).toEqual(['through b']);
   });
 });
+
+describe('frames that are neither datagrams nor RFC 5444', () => {
+  it('are dropped and counted by reason, never thrown', () => {
+    const node = new MeshNode({ identity: identityFromSecret(new Uint8Array(32).fill(9)), epoch: 1 });
+    node.addInterface({ name: 'udp0', mtu: 1200, airtimeMs: () => 0 }, 0);
+    node.receive('udp0', new Uint8Array(0), 1);
+    node.receive('udp0', Uint8Array.of(0x99, 1, 2, 3), 1); // some other protocol on the port
+    node.receive('udp0', new TextEncoder().encode('GET / HTTP/1.1\r\n'), 1);
+    node.receive('udp0', Uint8Array.of(0x00, 0xff), 1); // RFC 5444 version 0, truncated
+    expect(node.counters.dropped).toEqual({ empty: 1, 'unknown-protocol': 2, 'control-malformed': 1 });
+    expect(node.control.counters.malformed).toBe(1);
+  });
+});

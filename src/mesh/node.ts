@@ -107,6 +107,11 @@ export interface NodeCounters {
   refused: Record<string, number>;
   /** Exceptions thrown by socket listeners, caught by `dispatch`. */
   listenerErrors: number;
+  /**
+   * Frames dropped, by reason: 'empty', 'unknown-protocol' (neither a datagram frame, 0x5_, nor
+   * an RFC 5444 packet, version 0 in the first nibble), 'control-malformed' (an RFC 5444 packet
+   * the reader refused; its detail is in control.counters), and the datagram reasons.
+   */
   dropped: Record<string, number>;
 }
 
@@ -257,8 +262,13 @@ export class MeshNode {
   /** Bytes received on a link. Never throws and never calls application code. */
   receive(iface: string, bytes: Uint8Array, now: number, from?: Endpoint, signal?: FrameSignal): void {
     if (!this.interfaces.has(iface)) return;
+    if (bytes.length === 0) return this.drop('empty');
     if (isMeshFrame(bytes)) this.handleFrame(iface, bytes);
-    else this.control.receive(iface, bytes, now, from, signal);
+    else if (bytes[0]! >> 4 === 0) {
+      const malformed = this.control.counters.malformed;
+      this.control.receive(iface, bytes, now, from, signal);
+      if (this.control.counters.malformed !== malformed) this.drop('control-malformed');
+    } else return this.drop('unknown-protocol');
     this.collectControl();
   }
 
