@@ -47,7 +47,18 @@ function fakeRoot(): string {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     symlinkSync(target, join(root, path));
   };
-  for (const tty of ['ttyUSB0', 'ttyUSB10', 'ttyACM0', 'ttyS0', 'tty1']) file(`dev/${tty}`);
+  for (const tty of ['ttyUSB0', 'ttyUSB10', 'ttyACM0', 'ttyS0', 'ttyS1', 'ttyS2', 'ttyAMA0', 'ttyAMA1', 'tty1']) file(`dev/${tty}`);
+  // A Raspberry Pi: serial0 is the PL011 on the GPIO header (ttyAMA0), serial1 the mini UART
+  // (ttyS0); ttyAMA1 has no device in sysfs; ttyS1 is a placeholder (type 0); ttyS2 is not in sysfs.
+  link('dev/serial0', 'ttyAMA0');
+  link('dev/serial1', 'ttyS0');
+  mkdirSync(join(root, 'sys/devices/platform/soc/fe201000.serial/tty/ttyAMA0'), { recursive: true });
+  link('sys/class/tty/ttyAMA0/device', '../../../devices/platform/soc/fe201000.serial');
+  mkdirSync(join(root, 'sys/devices/platform/serial8250/tty/ttyS0'), { recursive: true });
+  link('sys/class/tty/ttyS0/device', '../../../devices/platform/serial8250');
+  file('sys/class/tty/ttyS0/type', '4\n');
+  link('sys/class/tty/ttyS1/device', '../../../devices/platform/serial8250');
+  file('sys/class/tty/ttyS1/type', '0\n');
   link('dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0', '../../ttyUSB0');
   link('dev/serial/by-id/usb-Espressif_USB_JTAG_serial_debug_unit_F4:12:FA-if00', '../../ttyACM0');
   link('dev/serial/by-id/usb-gone-if00-port0', '../../ttyUSB9'); // dangling: unplugged
@@ -71,7 +82,7 @@ describe('listDeviceNodes (the fallback)', () => {
   it('lists by-id links resolved, ttyUSB* and ttyACM*, with USB ids from sysfs', async () => {
     const root = fakeRoot();
     try {
-      expect(await listDeviceNodes(root)).toEqual([
+      expect((await listDeviceNodes(root)).filter((p) => /tty(USB|ACM)/.test(p.path))).toEqual([
         {
           path: '/dev/ttyACM0',
           manufacturer: 'Espressif',
@@ -91,6 +102,12 @@ describe('listDeviceNodes (the fallback)', () => {
           guess: expect.stringMatching(/FT232R/),
         },
         { path: '/dev/ttyUSB10', manufacturer: null, vendorId: null, productId: null, serialNumber: null, byId: null, guess: null },
+      ]);
+      // The on-board UARTs with a device behind them, and the Pi's aliases for them.
+      const uarts = (await listDeviceNodes(root)).filter((p) => /tty(AMA|S)/.test(p.path));
+      expect(uarts.map((p) => [p.path, p.alias, p.guess])).toEqual([
+        ['/dev/ttyAMA0', '/dev/serial0', expect.stringMatching(/on-board UART/)],
+        ['/dev/ttyS0', '/dev/serial1', expect.stringMatching(/on-board UART/)],
       ]);
     } finally {
       rmSync(root, { recursive: true, force: true });
@@ -113,7 +130,7 @@ describe('listPorts', () => {
     try {
       const warnings: string[] = [];
       const ports = await listPorts({ list: () => Promise.reject(new Error('spawn udevadm ENOENT')), root, warn: (l) => warnings.push(l) });
-      expect(ports.map((p) => p.path)).toEqual(['/dev/ttyACM0', '/dev/ttyUSB0', '/dev/ttyUSB10']);
+      expect(ports.map((p) => p.path)).toEqual(['/dev/ttyACM0', '/dev/ttyAMA0', '/dev/ttyS0', '/dev/ttyUSB0', '/dev/ttyUSB10']);
       expect(warnings).toEqual(["serialport's listing failed (spawn udevadm ENOENT); listing device nodes instead"]);
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -5,7 +5,9 @@
  * The listing comes from `SerialPort.list()` (node-serialport; on Linux it reads `udevadm info
  * -e`). Where that fails or finds nothing (a container without udevadm), the ports come from the
  * device nodes instead: /dev/serial/by-id (symlinks, resolved), /dev/ttyUSB* and /dev/ttyACM*,
- * with USB ids read from sysfs (/sys/class/tty/NAME/device, up to the USB device's idVendor,
+ * the on-board UARTs a Raspberry Pi HAT sits on (/dev/serial0 and /dev/serial1, resolved, and
+ * /dev/ttyAMA* and /dev/ttyS* that have a device behind them in sysfs: ttyS* only when its UART
+ * type is not 0, "unknown", which the kernel's placeholder ports have), with USB ids read from sysfs (/sys/class/tty/NAME/device, up to the USB device's idVendor,
  * idProduct, manufacturer and serial files) where it has them.
  */
 import type { Command } from 'commander';
@@ -21,6 +23,8 @@ export interface PortEntry {
   serialNumber: string | null;
   /** The name under /dev/serial/by-id, when there is one. */
   byId: string | null;
+  /** A Raspberry Pi's stable name for an on-board UART (/dev/serial0, /dev/serial1), when it points here. */
+  alias?: string;
   /** What the USB ids suggest the device is. */
   guess: string | null;
 }
@@ -108,6 +112,18 @@ async function sysfsUsb(root: string, name: string): Promise<Pick<PortEntry, 'ma
   return none;
 }
 
+/** Whether a ttyAMA or ttyS node has a UART behind it (see the header of this file). */
+async function hasUart(root: string, name: string): Promise<boolean> {
+  try {
+    await realpath(join(root, 'sys', 'class', 'tty', name, 'device'));
+  } catch {
+    return false;
+  }
+  if (!name.startsWith('ttyS')) return true;
+  const type = await readTrimmed(join(root, 'sys', 'class', 'tty', name, 'type'));
+  return type !== null && type !== '0';
+}
+
 function byNumber(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
@@ -129,13 +145,33 @@ export async function listDeviceNodes(root = '/'): Promise<PortEntry[]> {
     }
   }
   const paths = new Set(byId.keys());
+  const aliases = new Map<string, string>();
+  for (const alias of ['serial0', 'serial1']) {
+    try {
+      const path = toPath(await realpath(join(root, 'dev', alias)));
+      paths.add(path);
+      if (!aliases.has(path)) aliases.set(path, `/dev/${alias}`);
+    } catch {
+      // No such alias (not a Raspberry Pi, or that UART is off).
+    }
+  }
   for (const name of await entries(join(root, 'dev'))) {
     if (/^tty(USB|ACM)\d+$/.test(name)) paths.add(`/dev/${name}`);
+    else if (/^tty(AMA|S)\d+$/.test(name) && (await hasUart(root, name))) paths.add(`/dev/${name}`);
   }
   const ports: PortEntry[] = [];
   for (const path of [...paths].sort(byNumber)) {
-    const usb = await sysfsUsb(root, path.slice(path.lastIndexOf('/') + 1));
-    ports.push({ path, ...usb, byId: byId.get(path) ?? null, guess: guessDevice(usb.vendorId, usb.productId) });
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    const usb = await sysfsUsb(root, name);
+    const onBoard = /^tty(AMA|S)\d+$/.test(name) && usb.vendorId === null;
+    const alias = aliases.get(path);
+    ports.push({
+      path,
+      ...usb,
+      byId: byId.get(path) ?? null,
+      ...(alias ? { alias } : {}),
+      guess: guessDevice(usb.vendorId, usb.productId) ?? (onBoard ? 'on-board UART (a HAT on the GPIO header, or a console)' : null),
+    });
   }
   return ports;
 }
@@ -198,7 +234,7 @@ export function formatPorts(ports: PortEntry[]): string {
   const rows = [
     ['PATH', 'VID:PID', 'MANUFACTURER', 'SERIAL', 'DEVICE'],
     ...ports.map((p) => [
-      p.path,
+      p.alias ? `${p.path} (${p.alias})` : p.path,
       p.vendorId ? `${p.vendorId}:${p.productId ?? '????'}` : '-',
       p.manufacturer ?? '-',
       p.serialNumber ?? '-',
