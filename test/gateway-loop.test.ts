@@ -118,7 +118,8 @@ describe('the gateway loop on a simulated radio (virtual time)', () => {
     expect(window.leftMs).toBeLessThan(p.gateways[0]!.link.airtime.airtimeMs(200));
     const sa = a.gw.host!.bind(41, { priority: 'interactive' });
     const sentAt = p.clock.now();
-    expect(sa.send(b.node.sid, 40, text('urgent'))).toEqual({ ok: true });
+    // As large as the filler frames, so that what is left of the budget cannot take it.
+    expect(sa.send(b.node.sid, 40, new Uint8Array(180).fill(0x75))).toEqual({ ok: true });
     expect(pacer.nextDeadline(sentAt)!).toBeGreaterThan(sentAt); // it has to wait for the budget
     const sentBefore = p.sends[0]!.length;
     p.clock.advance(2 * 3_600_000);

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ describe('meshgw (the daemon)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-run-'));
     const file = join(dir, 'sim.pcapng');
     const key = join(dir, 'key', 'identity.json');
+    mkdirSync(join(dir, 'key')); // an explicit --key's directory must exist (daemon-start-errors.test.ts)
     const child = spawn(process.execPath, [bin, '--sim', '--api', 'off', '--status-interval', '0.5', '--pcap', file, '--key', key, '--state-dir', join(dir, 'state')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

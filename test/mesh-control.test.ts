@@ -191,3 +191,40 @@ describe('ControlPlane', () => {
     expect(() => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(9)), boot: { epoch: 1, nonce: new Uint8Array(4) } })).toThrow(RangeError);
   });
 });
+
+describe('first discovery on a duty-cycled LoRa channel', () => {
+  it('two nodes are symmetric neighbours within seconds, then HELLOs settle to the airtime-derived interval', () => {
+    const nodes = [0, 1].map((i) => new ControlPlane({ identity: identityFromSecret(new Uint8Array(32).fill(i + 41)), boot: boot(1, i), random: seeded(i * 131 + 3) }));
+    // A 1 % duty cycle (EU868 g/g1), SF7 at 125 kHz; HELLOs may use a tenth of the budget.
+    nodes.forEach((c, i) => c.addInterface({ name: 'radio', mtu: 255, airtimeMs: (b) => lora.airtimeMs(Math.min(b, 255)), dutyFraction: 0.01 }, i * 1_500));
+    const hellos = [0, 0];
+    let now = 0;
+    let metAt: number | undefined;
+    const hour = 3_600_000;
+    while (now < hour) {
+      nodes.forEach((c) => c.poll(now));
+      for (let round = 0; round < 10; round++) {
+        let any = false;
+        nodes.forEach((c, i) => {
+          for (const p of c.takeOutput()) {
+            any = true;
+            if (p.kind === 'hello') hellos[i]!++;
+            nodes[1 - i]!.receive(p.iface, p.bytes, now);
+          }
+        });
+        if (!any) break;
+      }
+      if (metAt === undefined && nodes.every((c) => c.neighbours().some((n) => n.symmetric))) metAt = now;
+      now = Math.min(hour, ...nodes.map((c) => c.nextDeadline()));
+    }
+    const steady = nodes[0]!.helloIntervalOf('radio')!;
+    expect(steady).toBeGreaterThan(60_000); // minutes between HELLOs once settled
+    expect(metAt, 'symmetric both ways').toBeDefined();
+    expect(metAt!).toBeLessThan(15_000);
+    // Over the hour: the fast start and a triggered HELLO or two, then one per steady interval.
+    for (const n of hellos) {
+      expect(n).toBeGreaterThan(hour / steady - 1);
+      expect(n).toBeLessThanOrEqual(Math.ceil(hour / (0.9 * steady)) + 3 + 2);
+    }
+  });
+});

@@ -307,6 +307,8 @@ interface IfaceState {
   seq: number;
   helloCount: number;
   nextHello: number;
+  /** When a HELLO was last brought forward for a new neighbour (see triggerHello). */
+  triggeredAt: number;
   links: Map<string, LinkState>;
   /** New-identity token bucket. */
   tokens: number;
@@ -359,6 +361,13 @@ const u16 = (v: number): Uint8Array => Uint8Array.of(v >> 8, v & 0xff);
 export function nodeIdOf(sid: Uint8Array): string {
   return hex(sid.subarray(0, 16));
 }
+
+/** The first HELLOs on an interface after it is added (the fast start). */
+const FAST_START_HELLOS = 3;
+/** Their spacing, ms (at least minHelloMs, at most the steady interval). */
+const FAST_START_GAP_MS = 4_000;
+/** A HELLO brought forward for a new neighbour goes within this, ms (jitter against collisions). */
+const TRIGGERED_HELLO_JITTER_MS = 1_000;
 
 export class ControlPlane {
   readonly id: string;
@@ -475,6 +484,7 @@ export class ControlPlane {
       seq: 0,
       helloCount: 0,
       nextHello: now + this.random() * 500,
+      triggeredAt: -Infinity,
       links: new Map(),
       tokens: this.identityBurst,
       tokensAt: now,
@@ -514,7 +524,10 @@ export class ControlPlane {
     for (const s of this.ifaces.values()) {
       if (now < s.nextHello) continue;
       this.sendHello(s);
-      const interval = this.helloInterval(s);
+      // The first HELLOs go a few seconds apart (the pacer still holds them to the duty cycle), so
+      // that neighbours meet in seconds, not after one airtime-derived interval (minutes on LoRa).
+      const steady = this.helloInterval(s);
+      const interval = s.helloCount <= FAST_START_HELLOS ? Math.min(steady, Math.max(this.minHelloMs, FAST_START_GAP_MS)) : steady;
       s.nextHello = now + interval * (0.9 + 0.1 * this.random());
     }
     if (now >= this.nextTc || (this.tcDirty && now >= this.dirtyTcAt())) {
@@ -1090,14 +1103,28 @@ export class ControlPlane {
     l.validityMs = validity;
     const me = this.identity.sid.subarray(0, 16);
     const mine = m.addresses.find((a) => a.address.length === 16 && equalBytes(a.address, me));
+    let theySeeUsSymmetric = false;
     if (mine) {
       const status = mine.tlvs.find((t) => t.type === TLV_LINK_STATUS)?.value?.[0];
+      theySeeUsSymmetric = status === SYMMETRIC;
       l.theyHearUsUntil = status === HEARD || status === SYMMETRIC ? this.now + validity : 0;
       const ratio = mine.tlvs.find((t) => t.type === TLV_IN_RATIO)?.value?.[0];
       if (ratio !== undefined) l.outRatio = ratio / 255;
     }
     this.schedule(l);
     if (this.symmetric(l) !== wasSymmetric) this.changed();
+    // A neighbour that does not see the link as symmetric yet learns that we hear it from our next
+    // HELLO: bring that forward, at most once per half interval per interface (a stream of new
+    // neighbours, each admitted within the new-identity budget, costs at most one extra HELLO per
+    // half interval).
+    if (!theySeeUsSymmetric) this.triggerHello(s);
+  }
+
+  private triggerHello(s: IfaceState): void {
+    const guard = Math.max(this.minHelloMs, this.helloInterval(s) / 2);
+    if (this.now - s.triggeredAt < guard || s.nextHello <= this.now + TRIGGERED_HELLO_JITTER_MS) return;
+    s.triggeredAt = this.now;
+    s.nextHello = this.now + this.random() * TRIGGERED_HELLO_JITTER_MS;
   }
 
   private tcConsumer(): MessageConsumer {
