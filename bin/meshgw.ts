@@ -11,6 +11,7 @@ import { encodeToHex, parseEncodeFormat, readEncodeInput } from '../src/cli/enco
 import { runModemEmulatorCommand, modemEmulatorOptions } from '../src/cli/modem-emulator.js';
 import { airtimeOptions, runAirtimeCommand } from '../src/cli/airtime.js';
 import { runGateway, runOptions } from '../src/cli/run.js';
+import { initCommand } from '../src/cli/init.js';
 import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
 import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendCommand } from '../src/cli/msg.js';
@@ -116,6 +117,7 @@ export function buildProgram(): Command {
       .description('run a simulated LoRa modem (RNode command set) on a serial device or stdio'),
   ).action(runModemEmulatorCommand);
 
+  initCommand(program);
   return program;
 }
 

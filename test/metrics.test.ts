@@ -2,16 +2,24 @@
  * The daemon's Prometheus metrics (src/gateway/metrics.ts): a real daemon on a simulated radio,
  * scraped over HTTP, the text parsed as Prometheus would — every family with its type, counters
  * that grow as the node sends HELLOs, the simulated neighbour counted, the node's SID in
- * meshgw_info, 404 elsewhere, and a port in use refused with its address.
+ * meshgw_info, 404 elsewhere, and a port in use refused with its address. The daemon's sim
+ * interface has no airtime budget, so the budget windows are read from a gateway composed here
+ * with an operator's cap.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Gauge } from 'prom-client';
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
+import { SimMedium } from '../drivers/sim.js';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
+import { Gateway } from '../src/gateway/gateway.js';
 import { DaemonMetrics } from '../src/gateway/metrics.js';
-import { sidHex } from '../src/mesh/identity.js';
+import { MonotonicClock } from '../src/link/clock.js';
+import { generateIdentity, sidHex } from '../src/mesh/identity.js';
+import { MeshNode } from '../src/mesh/node.js';
+import { MspService } from '../src/msp/service.js';
 
 const FAMILIES: Array<[string, PrometheusFamily['type']]> = [
   ['meshgw_info', 'GAUGE'],
@@ -170,12 +178,65 @@ describe('daemon metrics', () => {
     await post.text();
   });
 
+  it('answers a failed collection with 500 and one line, and carries on', async () => {
+    const other = new DaemonMetrics(daemon!);
+    new Gauge({
+      name: 'meshgw_broken',
+      help: 'a collector that fails',
+      registers: [other.registry],
+      collect() {
+        throw new Error('broken collector\nsecond line');
+      },
+    });
+    const at = await other.listen('127.0.0.1', 0);
+    try {
+      const res = await fetch(`http://127.0.0.1:${at.port}/metrics`);
+      expect(res.status).toBe(500);
+      expect(await res.text()).toBe('metrics collection failed: broken collector\n');
+      const root = await fetch(`http://127.0.0.1:${at.port}/`);
+      expect(root.status).toBe(200);
+      await root.text();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses a port in use, naming it', async () => {
     const other = new DaemonMetrics(daemon!);
     try {
       await expect(other.listen('127.0.0.1', port)).rejects.toThrow(`127.0.0.1:${port}`);
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe('daemon metrics of an interface with an airtime budget', () => {
+  it('reports the airtime used and allowed per window as ratios of the window', async () => {
+    const clock = new MonotonicClock();
+    const link = new SimMedium({ clock }).attach('sim0');
+    const identity = generateIdentity();
+    const node = new MeshNode({ identity, epoch: 1 });
+    const gateway = new Gateway({ clock, interfaces: [{ link, config: { cap: { shortPercent: 10 } } }], mesh: node });
+    await gateway.start();
+    try {
+      // MSP is not started here: its counters read zero.
+      const m = new DaemonMetrics({ identity, node, gateway, msp: new MspService(), api: undefined });
+      expect(gateway.send('sim0', new Uint8Array(50)).ok).toBe(true);
+      await waitFor('the frame out on sim0', () => link.counters.framesOut > 0);
+      const families = new Map(parsePrometheusTextFormat(await m.text()).map((f) => [f.name, f]));
+      const windows = families.get('meshgw_interface_duty_cycle_ratio')!.metrics;
+      expect(windows.length).toBeGreaterThan(0);
+      for (const w of windows) {
+        const labels = { interface: 'sim0', window: w.labels!.window! };
+        expect(Number(w.value)).toBeGreaterThan(0);
+        expect(value(families, 'meshgw_interface_duty_cycle_limit_ratio', labels)).toBeCloseTo(0.1, 6);
+        expect(Number(w.value)).toBeLessThanOrEqual(0.1);
+        expect(value(families, 'meshgw_interface_airtime_left_seconds', labels)).toBeGreaterThan(0);
+      }
+      expect(value(families, 'meshgw_msp_packets_sent_total')).toBe(0);
+    } finally {
+      await gateway.stop();
     }
   });
 });

@@ -281,6 +281,11 @@ export class ApiService implements GatewayService {
   }
 
   /** Where the API listens (after `listen`). */
+  /** Clients connected now. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
   get address(): { host: string; port: number } | undefined {
     return this.listening;
   }

@@ -12,6 +12,7 @@ import { parseRegionName, RegionError, type RegionName } from '../link/airtime/r
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { ConfigError, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
 import { startDaemon } from '../gateway/daemon.js';
+import { ConfigFileError, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
 import { API_DEFAULT_PORT } from '../api/server.js';
 import { defaultKeyFile } from '../mesh/identity.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
@@ -44,6 +45,9 @@ export interface RunOptions {
   stateDir?: string;
   api?: string;
   apiToken?: string;
+  config?: string;
+  metrics?: string;
+  shutdownTimeout: string;
 }
 
 export function runOptions(cmd: Command): Command {
@@ -74,7 +78,10 @@ export function runOptions(cmd: Command): Command {
     .option('--key <file>', "this node's key file (created on first start)", defaultKeyFile())
     .option('--state-dir <dir>', 'where the boot epoch and the lock of each key live (default: ~/.meshgw)')
     .option('--api <host:port|off>', 'where the app API (Messi, meshgw.proto) listens, or off', `127.0.0.1:${API_DEFAULT_PORT}`)
-    .option('--api-token <token>', 'the secret API clients must send first (required when --api is not loopback)');
+    .option('--api-token <token>', 'the secret API clients must send first (required when --api is not loopback)')
+    .option('--metrics <host:port|off>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default off)')
+    .option('--shutdown-timeout <s>', 'on SIGINT/SIGTERM, how long queued frames may take to go before the links close', '5')
+    .option('--config <file>', 'a YAML config file (meshgw init writes a commented one); flags given override it');
 }
 
 /** `--api HOST:PORT` (IPv6 in brackets) or `off`. */
@@ -152,7 +159,35 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     statusIntervalMs: parseNumberOption('--status-interval', o.statusInterval, 0, 86_400) * 1000,
     api: apiAddress(o.api ?? `127.0.0.1:${API_DEFAULT_PORT}`),
     ...(o.apiToken !== undefined ? { apiToken: o.apiToken } : {}),
+    ...(o.metrics !== undefined && o.metrics !== 'off' ? { metrics: hostPort('--metrics', o.metrics) } : {}),
   };
+}
+
+/** Flags that name interfaces: given on the command line, they replace the file's interfaces. */
+const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'kissTcp', 'udp', 'udpPort', 'peer', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
+
+/**
+ * The config file under the flags: every setting the command line did not give comes from the
+ * file (`explicit(flag)` says whether the user typed it; defaults do not count).
+ */
+export function withConfigFile(flags: DaemonConfig, file: FileConfig, explicit: (flag: string) => boolean): DaemonConfig {
+  const c: DaemonConfig = { ...flags };
+  if (!INTERFACE_FLAGS.some(explicit) && file.interfaces !== undefined && file.interfaces.length > 0) c.interfaces = file.interfaces;
+  if (!explicit('region') && file.region !== undefined) c.region = file.region;
+  if (!explicit('frequency') && file.frequency !== undefined) c.frequency = file.frequency;
+  if (!explicit('airtimeCap') && file.cap !== undefined) c.cap = file.cap;
+  if (!explicit('key') && file.key !== undefined) {
+    c.keyFile = file.key;
+    c.createKeyDirectory = false;
+    if (!explicit('stateDir') && file.stateDir === undefined) c.stateDir = dirname(file.key);
+  }
+  if (!explicit('stateDir') && file.stateDir !== undefined) c.stateDir = file.stateDir;
+  if (!explicit('pcap') && file.pcap !== undefined) c.pcap = file.pcap;
+  if (!explicit('statusInterval') && file.statusInterval !== undefined) c.statusIntervalMs = file.statusInterval * 1000;
+  if (!explicit('api') && file.api !== undefined) c.api = file.api === 'off' ? undefined : file.api;
+  if (!explicit('apiToken') && file.apiToken !== undefined) c.apiToken = file.apiToken;
+  if (!explicit('metrics') && file.metrics !== undefined) c.metrics = file.metrics === 'off' ? undefined : file.metrics;
+  return c;
 }
 
 /** `--udp wlan0`, `--udp 0.0.0.0`, `--udp 127.0.0.1:4270`, with `--peer ADDR:PORT`s. */
@@ -212,9 +247,22 @@ function installLastResort(log: (line: string) => void): void {
   process.on('unhandledRejection', die('unhandled rejection'));
 }
 
-export async function runGateway(o: RunOptions): Promise<void> {
+export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const config = configFromFlags(o);
+  let config = configFromFlags(o);
+  let shutdownMs = parseNumberOption('--shutdown-timeout', o.shutdownTimeout, 0, 300) * 1000;
+  if (o.config !== undefined) {
+    let file: FileConfig;
+    try {
+      file = loadConfigFile(o.config);
+    } catch (err) {
+      if (err instanceof ConfigFileError) throw new UsageError(err.message);
+      throw err;
+    }
+    const explicit = (flag: string): boolean => cmd?.getOptionValueSource(flag) === 'cli';
+    config = withConfigFile(config, file, explicit);
+    if (!explicit('shutdownTimeout') && file.shutdownTimeout !== undefined) shutdownMs = file.shutdownTimeout * 1000;
+  }
   installLastResort(log);
   if (config.interfaces.every((i) => i.kind === 'sim')) {
     log(`meshgw: simulated radio${o.sim ? '' : ' (no interface given)'}, with a simulated neighbour node on it; nothing is transmitted`);
@@ -233,9 +281,18 @@ export async function runGateway(o: RunOptions): Promise<void> {
   const gateway = daemon.gateway;
   log(`meshgw running on ${gateway.registry.list().map((e) => `${e.name} (${e.link.kind})`).join(', ')}; Ctrl-C to stop`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) {
+        // A second signal: no more waiting.
+        log('meshgw: second signal; exiting at once');
+        process.exit(1);
+      }
+      stopping = true;
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
     // Whoever read the events went away (`meshgw | head`): stop cleanly rather than die on EPIPE.
     let closed = false;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -248,6 +305,8 @@ export async function runGateway(o: RunOptions): Promise<void> {
       }
     });
   });
+  const left = await daemon.drain(shutdownMs);
+  if (left > 0) log(`meshgw: ${left} queued frame(s) not sent within the ${shutdownMs / 1000} s shutdown timeout`);
   await daemon.stop();
   log('meshgw stopped');
 }

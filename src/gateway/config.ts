@@ -53,6 +53,8 @@ export interface DaemonConfig {
   api?: { host: string; port: number } | undefined;
   /** The API's token (`auth_req`); required when `api.host` is not loopback. */
   apiToken?: string | undefined;
+  /** Where Prometheus metrics are served (GET /metrics); undefined: none. */
+  metrics?: { host: string; port: number } | undefined;
 }
 
 export class ConfigError extends Error {

@@ -13,6 +13,7 @@ import { UdpLink } from '../../drivers/udp.js';
 import { MonotonicClock, type SimClock } from '../link/clock.js';
 import type { Link } from '../link/link.js';
 import { PcapngFile } from '../link/pcap.js';
+import { DaemonMetrics } from './metrics.js';
 import type { InterfaceConfig } from '../link/registry.js';
 import { epochFileFor, nextEpoch } from '../mesh/epoch.js';
 import { generateIdentity, loadOrCreateIdentity, sidHex, type Identity } from '../mesh/identity.js';
@@ -46,6 +47,13 @@ export interface Daemon {
   readonly echo: EchoService;
   /** The app API (undefined with `--api off`); `api.address` is where it listens. */
   readonly api: ApiService | undefined;
+  /** Prometheus metrics (undefined without `--metrics`); `metrics.address` is where they are served. */
+  readonly metrics: DaemonMetrics | undefined;
+  /**
+   * Waits until every interface's pacer queue is empty, or `timeoutMs` passed; resolves with
+   * the frames still queued (0: all gone). The loop keeps running meanwhile (call `stop` after).
+   */
+  drain(timeoutMs: number): Promise<number>;
   stop(): Promise<void>;
   /** Releases the key lock at once (for a process that must exit without `stop`). */
   releaseLock(): void;
@@ -236,7 +244,19 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
         throw err;
       }
     }
-    log(`node ${sidHex(identity.sid)} (boot epoch ${boot.epoch}); API ${apiAt}`);
+    let metrics: DaemonMetrics | undefined;
+    let metricsAt = '';
+    if (config.metrics) {
+      metrics = new DaemonMetrics({ identity, node, gateway, msp, api });
+      try {
+        const m = await metrics.listen(config.metrics.host, config.metrics.port);
+        metricsAt = `; metrics http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics`;
+      } catch (err) {
+        await gateway.stop();
+        throw new StartError((err as Error).message);
+      }
+    }
+    log(`node ${sidHex(identity.sid)} (boot epoch ${boot.epoch}); API ${apiAt}${metricsAt}`);
     return {
       identity,
       node,
@@ -246,8 +266,18 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       simulated,
       echo,
       api,
+      metrics,
+      drain: async (timeoutMs) => {
+        const until = Date.now() + timeoutMs;
+        for (;;) {
+          const queued = gateway.status().reduce((n, s) => n + s.pacer.queuedFrames, 0);
+          if (queued === 0 || Date.now() >= until) return queued;
+          await new Promise((r) => setTimeout(r, Math.min(20, Math.max(1, until - Date.now()))));
+        }
+      },
       stop: async () => {
         try {
+          await metrics?.close();
           await gateway.stop();
         } finally {
           lock.release();

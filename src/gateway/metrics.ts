@@ -36,9 +36,13 @@ interface Snapshot {
   msp: MspSocketsStats | undefined;
   /** Undefined with `--api off`. */
   api: ApiStats | undefined;
+  apiClients: number;
 }
 
 const PREFIX = 'meshgw_';
+
+/** What the metrics read of a daemon (a `Daemon` is one; tests may compose less). */
+export type MetricsSource = Pick<Daemon, 'identity' | 'node' | 'gateway' | 'msp' | 'api'>;
 
 export class DaemonMetrics {
   readonly registry = new Registry();
@@ -48,9 +52,9 @@ export class DaemonMetrics {
   private current: Snapshot | undefined;
   private server: Server | undefined;
 
-  constructor(private readonly daemon: Daemon) {
-    // The daemon does not say when it started: uptime counts from when its metrics were made,
-    // which the daemon's composition does right after `startDaemon`.
+  constructor(private readonly daemon: MetricsSource) {
+    // The daemon does not say when it started: uptime counts from when its metrics were made
+    // (make them right after `startDaemon`).
     this.startedAt = daemon.gateway.clock.now();
     this.contentType = this.registry.contentType;
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
@@ -152,6 +156,7 @@ export class DaemonMetrics {
       mesh: node.counters,
       msp,
       api: this.daemon.api?.stats,
+      apiClients: this.daemon.api?.clientCount ?? 0,
     };
   }
 
@@ -262,6 +267,7 @@ export class DaemonMetrics {
     );
 
     // The app API (zero with `--api off`).
+    this.gauge('api_clients', 'App API clients connected now.', [], (s) => [[{}, s.apiClients]]);
     this.counter('api_connections_total', 'Connections the app API accepted.', [], (s) => [[{}, s.api?.connected ?? 0]]);
     this.counter('api_requests_total', 'Requests the app API handled.', [], (s) => [[{}, s.api?.requests ?? 0]]);
     this.counter('api_refused_auth_total', 'App API clients refused for a wrong or missing token.', [], (s) => [[{}, s.api?.refusedAuth ?? 0]]);
