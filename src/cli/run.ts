@@ -297,7 +297,9 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
     let closed = false;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') {
-        if (!closed) log('meshgw: standard output was closed; stopping');
+        // Once: every later write fails the same way, and is not a second signal.
+        if (closed) return;
+        log('meshgw: standard output was closed; stopping');
         closed = true;
         stop();
       } else {

@@ -30,7 +30,9 @@ const stopServer = (server: Server, sockets: Socket[]): Promise<void> => {
 };
 
 describe('kiss-tcp reconnect', () => {
-  const link = kissTcpLink({ name: 'tcp', port, backoff: { initialMs: 100, maxMs: 300 } });
+  // All five CSMA parameters configured, so that each connect sends all five (none are sent unless configured).
+  const csma = { txDelayMs: 300, persistence: 0.25, slotTimeMs: 100, txTailMs: 100, fullDuplex: false };
+  const link = kissTcpLink({ name: 'tcp', port, csma, backoff: { initialMs: 100, maxMs: 300 } });
   afterAll(() => link.close());
 
   it('reopens after the server restarts and sends what was queued meanwhile', async () => {
