@@ -62,8 +62,8 @@ api:
 statusInterval: 60
 
 # Least severe log messages written: trace, debug, info, warn, error or fatal. Default: info.
-# (Accepted and checked today; levelled, structured logging is still to come, and until then
-# every log line is written.)
+# The log goes to stderr: JSON lines (pino) for journald and log shippers, short lines on a
+# terminal; a line repeated within 10 s is written once, then summed up.
 logLevel: info
 
 # Where the Prometheus metrics endpoint listens (host and port 0..65535), or off.

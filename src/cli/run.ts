@@ -12,7 +12,8 @@ import { parseRegionName, RegionError, type RegionName } from '../link/airtime/r
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { ConfigError, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
 import { startDaemon } from '../gateway/daemon.js';
-import { ConfigFileError, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
+import { ConfigFileError, LOG_LEVELS, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
+import { createDaemonLog, type LogLevel } from '../gateway/log.js';
 import { API_DEFAULT_PORT } from '../api/server.js';
 import { defaultKeyFile } from '../mesh/identity.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
@@ -48,6 +49,7 @@ export interface RunOptions {
   config?: string;
   metrics?: string;
   shutdownTimeout: string;
+  logLevel?: string;
 }
 
 export function runOptions(cmd: Command): Command {
@@ -81,7 +83,8 @@ export function runOptions(cmd: Command): Command {
     .option('--api-token <token>', 'the secret API clients must send first (required when --api is not loopback)')
     .option('--metrics <host:port|off>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default off)')
     .option('--shutdown-timeout <s>', 'on SIGINT/SIGTERM, how long queued frames may take to go before the links close', '5')
-    .option('--config <file>', 'a YAML config file (meshgw init writes a commented one); flags given override it');
+    .option('--config <file>', 'a YAML config file (meshgw init writes a commented one); flags given override it')
+    .option('--log-level <level>', 'least severe log lines written: trace, debug, info, warn, error or fatal (default info); JSON lines on stderr, short lines on a terminal');
 }
 
 /** `--api HOST:PORT` (IPv6 in brackets) or `off`. */
@@ -248,7 +251,9 @@ function installLastResort(log: (line: string) => void): void {
 }
 
 export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
-  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel as LogLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${o.logLevel}'`);
+  }
   let config = configFromFlags(o);
   let shutdownMs = parseNumberOption('--shutdown-timeout', o.shutdownTimeout, 0, 300) * 1000;
   if (o.config !== undefined) {
@@ -262,7 +267,11 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
     const explicit = (flag: string): boolean => cmd?.getOptionValueSource(flag) === 'cli';
     config = withConfigFile(config, file, explicit);
     if (!explicit('shutdownTimeout') && file.shutdownTimeout !== undefined) shutdownMs = file.shutdownTimeout * 1000;
+    if (o.logLevel === undefined && file.logLevel !== undefined) o.logLevel = file.logLevel;
   }
+  const daemonLog = createDaemonLog({ level: (o.logLevel as LogLevel | undefined) ?? 'info' });
+  const log = daemonLog.line;
+  process.once('exit', () => daemonLog.close());
   installLastResort(log);
   if (config.interfaces.every((i) => i.kind === 'sim')) {
     log(`meshgw: simulated radio${o.sim ? '' : ' (no interface given)'}, with a simulated neighbour node on it; nothing is transmitted`);
