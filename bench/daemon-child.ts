@@ -5,6 +5,7 @@
  *
  *   { cmd: 'start', udpPort, peerPort }  → { apiPort, sid }      a daemon on 127.0.0.1:udpPort
  *   { cmd: 'cpu' }                       → { cpuMs }              this process's CPU so far
+ *   { cmd: 'rss' }                       → { rss }                its resident set, bytes (after a GC when exposed)
  *   { cmd: 'tcp-listen' }                → { port }               the baseline's receiving end
  *   { cmd: 'tcp-wait' }                  → { bytes }              once the baseline's sender ended
  *   { cmd: 'tcp-send', port, bytes }     → { sent }               the baseline's sending end
@@ -22,6 +23,7 @@ import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
 type Command =
   | { cmd: 'start'; udpPort: number; peerPort: number; mtu?: number }
   | { cmd: 'cpu' }
+  | { cmd: 'rss' }
   | { cmd: 'tcp-listen' }
   | { cmd: 'tcp-wait' }
   | { cmd: 'tcp-send'; port: number; bytes: number }
@@ -54,6 +56,10 @@ async function handle(c: Command): Promise<void> {
     case 'cpu': {
       const u = process.cpuUsage();
       return reply({ cpuMs: (u.user + u.system) / 1000 });
+    }
+    case 'rss': {
+      (globalThis as { gc?: () => void }).gc?.();
+      return reply({ rss: process.memoryUsage().rss });
     }
     case 'tcp-listen': {
       let done!: (n: number) => void;

@@ -18,6 +18,8 @@ import { randomBytes, createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { MeshgwClient, sidToHex } from '../src/api/client.js';
+import { ControlPlane } from '../src/mesh/control.js';
+import { generateIdentity } from '../src/mesh/identity.js';
 
 const MIB = Number(process.env.BENCH_DAEMON_MIB ?? 10);
 const CHILD = fileURLToPath(new URL('./daemon-child.js', import.meta.url));
@@ -36,7 +38,7 @@ class Child {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor() {
-    this.proc = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    this.proc = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
   }
 
   call<T>(msg: object): Promise<T> {
@@ -59,6 +61,10 @@ class Child {
 
   async cpuMs(): Promise<number> {
     return (await this.call<{ cpuMs: number }>({ cmd: 'cpu' })).cpuMs;
+  }
+
+  async rss(): Promise<number> {
+    return (await this.call<{ rss: number }>({ cmd: 'rss' })).rss;
   }
 
   async stop(): Promise<void> {
@@ -91,6 +97,30 @@ async function measure(children: Child[], body: () => Promise<void>, profile = f
 }
 
 /** The transfer between freshly started daemons in `a` and `b`; `mtu` for the UDP links (default: the link's own). */
+/** Resident sets of daemon A over the first run: idle, after a HELLO flood, after the transfer. */
+const memory: { idle?: number; flood?: number; transfer?: number; identities: number } = { identities: 1000 };
+
+/** A first HELLO from each of `n` throwaway identities (each its own valid key), made before the run. */
+function helloFloodPackets(n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const cp = new ControlPlane({ identity: generateIdentity(), boot: { epoch: 1, nonce: randomBytes(8) } });
+    cp.addInterface({ name: 'udp0', mtu: 1200, airtimeMs: () => 0 }, 0);
+    cp.poll(1_000);
+    for (const p of cp.takeOutput()) out.push(p.bytes);
+  }
+  return out;
+}
+let floodPackets: Uint8Array[] = [];
+
+/** The flood, to A's UDP port. */
+async function helloFlood(port: number): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  for (const p of floodPackets) await new Promise<void>((r) => socket.send(p, port, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => socket.close(() => r()));
+}
+
 async function viaDaemons(a: Child, b: Child, data: Uint8Array, mtu?: number): Promise<Run> {
   const [pA, pB] = [await freeUdpPort(), await freeUdpPort()];
   const da = await a.call<{ apiPort: number; sid: string }>({ cmd: 'start', udpPort: pA, peerPort: pB, ...(mtu ? { mtu } : {}) });
@@ -104,6 +134,12 @@ async function viaDaemons(a: Child, b: Child, data: Uint8Array, mtu?: number): P
     const routed = async (): Promise<boolean> => (await hasRoute(cb, da.sid)) && (await hasRoute(ca, db.sid));
     for (let i = 0; i < 300 && !(await routed()); i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await routed())) throw new Error('the two daemons found no routes to each other within 30 s');
+    if (mtu === undefined) {
+      memory.idle = await a.rss();
+      await helloFlood(pA);
+      await new Promise((r) => setTimeout(r, 500));
+      memory.flood = await a.rss();
+    }
     // The receiving app reads as `meshgw receive` does, with a 1 MiB buffer (a bulk transfer).
     const listener = await ca.listen(42, { highWaterMark: 1024 * 1024 });
     const want = createHash('sha256').update(data).digest('hex');
@@ -126,7 +162,10 @@ async function viaDaemons(a: Child, b: Child, data: Uint8Array, mtu?: number): P
       }
       s.end();
       await received;
-    }, true);
+    }, true).then(async (run) => {
+      if (mtu === undefined) memory.transfer = await a.rss();
+      return run;
+    });
   } finally {
     await ca.close();
     await cb.close();
@@ -144,6 +183,7 @@ async function viaTcp(a: Child, b: Child, bytes: number): Promise<Run> {
 
 export async function daemonsBench(): Promise<string[]> {
   const data = randomBytes(MIB * 1024 * 1024);
+  floodPackets = helloFloodPackets(memory.identities);
   const a = new Child();
   const b = new Child();
   const a2 = new Child();
@@ -154,6 +194,7 @@ export async function daemonsBench(): Promise<string[]> {
     const wifi = await viaDaemons(a2, b2, data, 1472);
     const mbps = (r: Run): number => data.length / 1e6 / (r.ms / 1000);
     const s = (ms: number): string => (ms / 1000).toFixed(2);
+    const mb = (bytes: number | undefined): string => (bytes === undefined ? '?' : (bytes / 1024 / 1024).toFixed(1));
     const fmt = (r: Run): string => `${mbps(r).toFixed(2)} MB/s in ${s(r.ms)} s, daemons ${s(r.daemonCpuMs)} CPU-s`;
     return [
       `${MIB} MiB between two daemon processes over UDP loopback (app → API → MSP stream → mesh → MSP → API → app):`,
@@ -161,6 +202,7 @@ export async function daemonsBench(): Promise<string[]> {
       `  meshgw       ${fmt(wifi)} (apps ${s(wifi.appCpuMs)} CPU-s more) with the UDP MTU at 1472, as on Wi-Fi`,
       `  baseline     plain TCP copy on loopback between the same two processes: ${fmt(tcp)}`,
       `  ratio        goodput ${(mbps(mesh) / mbps(tcp)).toFixed(4)} of TCP; CPU ${(mesh.daemonCpuMs / Math.max(1, tcp.daemonCpuMs)).toFixed(1)}× TCP's`,
+      `  memory       daemon A's RSS: idle ${mb(memory.idle)} MB (goal ≤ 80); after HELLOs from ${memory.identities} throwaway identities ${mb(memory.flood)} MB (+${mb((memory.flood ?? 0) - (memory.idle ?? 0))}, goal ≤ +32); after the transfer ${mb(memory.transfer)} MB`,
       `  reference    Reticulum rncp between two rnsd (from the issue): ≈ 2.3 MB/s, ≈ 5 CPU-s for 10 MiB; meshgw ${(mbps(mesh) / 2.3).toFixed(2)}× its goodput at ${(mesh.daemonCpuMs / 1000 / 5).toFixed(2)}× its CPU (${((mesh.daemonCpuMs + mesh.appCpuMs) / 1000 / 5).toFixed(2)}× with the apps)`,
     ];
   } finally {
