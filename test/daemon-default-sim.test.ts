@@ -1,6 +1,7 @@
 /**
  * `npx meshgw` with no interface on a machine with no radio: a simulated radio and neighbour,
- * said in the first lines with how to attach hardware; the neighbour appears (within 30 s),
+ * said in the first lines with how to attach hardware; the neighbour appears (within 30 s), as a
+ * log record (stdout stays empty without --events),
  * `status` answers through the API, and SIGINT ends it with exit 0. Only the key, state and API
  * address are given, so that the test does not touch ~/.meshgw or a daemon the user runs.
  */
@@ -27,7 +28,9 @@ describe('meshgw with no interface', () => {
   it('runs on a simulated radio, its neighbour appears, status answers, SIGINT exits 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-default-'));
     const api = await freeTcpPort();
-    const child = spawn(process.execPath, [bin, '--key', join(dir, 'identity.json'), '--state-dir', join(dir, 'state'), '--api', `127.0.0.1:${api}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [bin, '--key', join(dir, 'identity.json'), '--state-dir', join(dir, 'state'), '--api', `127.0.0.1:${api}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', r));
@@ -50,6 +53,11 @@ describe('meshgw with no interface', () => {
           if (neighbours === 0) await new Promise((r) => setTimeout(r, 100));
         }
         expect(neighbours, 'the simulated neighbour within 30 s').toBe(1);
+        // Without --events the event is a log record with fields, and stdout stays empty.
+        for (let i = 0; i < 100 && !/"event":"neighbour"/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+        const record = stderr.split('\n').filter((l) => l.includes('"event":"neighbour"')).map((l) => JSON.parse(l) as Record<string, unknown>)[0];
+        expect(record).toMatchObject({ level: 30, event: 'neighbour', interface: 'sim0', state: 'up' });
+        expect(stdout).toBe('');
       } finally {
         await client.close();
       }

@@ -72,7 +72,7 @@ describe('the daemon', () => {
   it('stops cleanly, releasing its key lock, when whoever reads its events goes away', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-daemon-'));
     const state = join(dir, 'state');
-    const child = spawn(process.execPath, [bin, '--sim', '--api', 'off', '--status-interval', '0', '--key', join(dir, 'identity.json'), '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, '--sim', '--events', '--api', 'off', '--status-interval', '0', '--key', join(dir, 'identity.json'), '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));

@@ -27,7 +27,7 @@ describe('meshgw (the daemon)', () => {
     const file = join(dir, 'sim.pcapng');
     const key = join(dir, 'key', 'identity.json');
     mkdirSync(join(dir, 'key')); // an explicit --key's directory must exist (daemon-start-errors.test.ts)
-    const child = spawn(process.execPath, [bin, '--sim', '--api', 'off', '--status-interval', '0.5', '--pcap', file, '--key', key, '--state-dir', join(dir, 'state')], {
+    const child = spawn(process.execPath, [bin, '--sim', '--events', '--api', 'off', '--status-interval', '0.5', '--pcap', file, '--key', key, '--state-dir', join(dir, 'state')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const events: GatewayEvent[] = [];

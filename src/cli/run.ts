@@ -1,8 +1,9 @@
 /**
  * `meshgw [--port PATH | --kiss-tcp HOST:PORT | --udp IFACE | --sim] [...]`: the daemon. This file
  * only parses the flags into a DaemonConfig (src/gateway/config.ts) and hands it to
- * `startDaemon` (src/gateway/daemon.ts), which composes everything. It prints one JSON line per
- * event on stdout and logs on stderr; SIGINT/SIGTERM close everything cleanly.
+ * `startDaemon` (src/gateway/daemon.ts), which composes everything. It logs on stderr (events as
+ * log records with fields; with `--events` also one JSON line per event on stdout, for scripts);
+ * SIGINT/SIGTERM let queued frames go, then close everything cleanly.
  */
 import type { Command } from 'commander';
 import { isIPv4 } from 'node:net';
@@ -13,7 +14,8 @@ import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { ConfigError, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
 import { startDaemon } from '../gateway/daemon.js';
 import { ConfigFileError, LOG_LEVELS, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
-import { createDaemonLog, type LogLevel } from '../gateway/log.js';
+import { createDaemonLog, type DaemonLog, type LogLevel } from '../gateway/log.js';
+import type { GatewayEvent } from '../gateway/gateway.js';
 import { API_DEFAULT_PORT } from '../api/server.js';
 import { defaultKeyFile } from '../mesh/identity.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
@@ -50,6 +52,7 @@ export interface RunOptions {
   metrics?: string;
   shutdownTimeout: string;
   logLevel?: string;
+  events?: boolean;
 }
 
 export function runOptions(cmd: Command): Command {
@@ -84,6 +87,7 @@ export function runOptions(cmd: Command): Command {
     .option('--metrics <host:port|off>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default off)')
     .option('--shutdown-timeout <s>', 'on SIGINT/SIGTERM, how long queued frames may take to go before the links close', '5')
     .option('--config <file>', 'a YAML config file (meshgw init writes a commented one); flags given override it')
+    .option('--events', 'also print one JSON line per event on stdout (state, frame, neighbour, refused, status), for scripts')
     .option('--log-level <level>', 'least severe log lines written: trace, debug, info, warn, error or fatal (default info); JSON lines on stderr, short lines on a terminal');
 }
 
@@ -238,6 +242,26 @@ function parseCap(text: string | undefined): DaemonConfig['cap'] {
 }
 
 /**
+ * An event as a log record with fields: neighbours at info, refusals as warnings (rate-limited
+ * like any repeated line), frames and status at debug. State changes are not repeated here: each
+ * link logs its own.
+ */
+function logEvent(log: DaemonLog, e: GatewayEvent): void {
+  switch (e.event) {
+    case 'neighbour':
+      return log.write('info', `neighbour ${e.id.slice(0, 8)} ${e.state} on ${e.interface}`, { event: 'neighbour', neighbour: e.id, interface: e.interface, state: e.state });
+    case 'refused':
+      return log.write('warn', `${e.interface}: a frame was refused (${e.reason}): ${e.message}`, { event: 'refused', interface: e.interface, reason: e.reason });
+    case 'frame':
+      return log.write('debug', `${e.interface}: frame of ${e.bytes} bytes in`, { event: 'frame', interface: e.interface, bytes: e.bytes, ...(e.rssiDbm !== undefined ? { rssiDbm: e.rssiDbm } : {}), ...(e.snrDb !== undefined ? { snrDb: e.snrDb } : {}), ...(e.from !== undefined ? { from: e.from } : {}) });
+    case 'status':
+      return log.write('debug', 'status', { event: 'status', interfaces: e.interfaces, ...(e.mesh ? { mesh: e.mesh } : {}) });
+    case 'state':
+      return;
+  }
+}
+
+/**
  * The last resort: an exception nobody caught means a bug; a daemon that limps on half-dead is
  * worse than one that says why and exits non-zero (systemd restarts it).
  */
@@ -279,7 +303,14 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
   }
   let daemon;
   try {
-    daemon = await startDaemon(config, { log, onEvent: (e) => void process.stdout.write(JSON.stringify(e) + '\n') });
+    const toStdout = o.events === true;
+    daemon = await startDaemon(config, {
+      log,
+      onEvent: (e) => {
+        logEvent(daemonLog, e);
+        if (toStdout) process.stdout.write(JSON.stringify(e) + '\n');
+      },
+    });
   } catch (err) {
     if (err instanceof RegionError || err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
