@@ -64,27 +64,6 @@ describe('kiss-serial to a KISS TNC emulator over a pty', () => {
     });
   }
 
-  it('with no CSMA parameters configured sends none (the TNC keeps its own), one when one is', async () => {
-    const a = await tnc('na');
-    const bare = kissSerialLink({ name: 'bare', path: a.pty.host, backoff: { initialMs: 100, maxMs: 400 } });
-    cleanups.push(() => bare.close());
-    await bare.open();
-    const got = collect(bare);
-    const b = await tnc('nb');
-    const other = link(b.pty.host, 'other');
-    await other.open();
-    other.send(frameOfSize(20, 1));
-    await until(() => got.length === 1, 'a frame through the TNC with no parameters set');
-    expect(a.emulator.modem.kissParams).toEqual({});
-    await bare.close();
-    const c = await tnc('nc');
-    const one = kissSerialLink({ name: 'one', path: c.pty.host, csma: { txTailMs: 50 }, backoff: { initialMs: 100, maxMs: 400 } });
-    cleanups.push(() => one.close());
-    await one.open();
-    await until(() => c.emulator.modem.kissParams.txtail !== undefined, 'TXTAIL at the TNC');
-    expect(c.emulator.modem.kissParams).toEqual({ txtail: 5 });
-  });
-
   it('comes back by itself after the device disappears, and loses no queued frame within the cap', async () => {
     const a = await tnc('ra');
     const b = await tnc('rb');
@@ -101,7 +80,7 @@ describe('kiss-serial to a KISS TNC emulator over a pty', () => {
     // Unplug: kill socat (both pty ends vanish) and the emulator with it.
     a.pty.close();
     await a.emulator.close();
-    await waitForState(la, 'reconnecting');
+    await waitForState(la, 'reconnecting', 20_000);
     const queued = Array.from({ length: 10 }, (_, i) => frameOfSize(30 + i, i));
     for (const f of queued) la.send(f);
     expect(la.counters.framesOut).toBe(1);
@@ -121,6 +100,34 @@ describe('kiss-serial to a KISS TNC emulator over a pty', () => {
     expect(la.counters.reconnects).toBe(1);
     // Each state change was reported once, not once per retry.
     expect(states).toEqual(['opening', 'up', 'reconnecting', 'up']);
+  });
+
+  it('with no CSMA parameters configured sends none (the TNC keeps its own), one when one is', async () => {
+    const a = await tnc('na');
+    const bare = kissSerialLink({ name: 'bare', path: a.pty.host, backoff: { initialMs: 100, maxMs: 400 } });
+    cleanups.push(() => bare.close());
+    await bare.open();
+    const got = collect(bare);
+    const b = await tnc('nb');
+    const other = link(b.pty.host, 'other');
+    await other.open();
+    other.send(frameOfSize(20, 1));
+    await until(() => got.length === 1, 'a frame through the TNC with no parameters set');
+    expect(a.emulator.modem.kissParams).toEqual({});
+    await bare.close();
+    const c = await tnc('nc');
+    const one = kissSerialLink({ name: 'one', path: c.pty.host, csma: { txTailMs: 50 }, backoff: { initialMs: 100, maxMs: 400 } });
+    cleanups.push(() => one.close());
+    await one.open();
+    await until(() => c.emulator.modem.kissParams.txtail !== undefined, 'TXTAIL at the TNC');
+    expect(c.emulator.modem.kissParams).toEqual({ txtail: 5 });
+    // Its TNCs go now, not at the end of the file: the other tests should not share the load.
+    await one.close();
+    await other.close();
+    for (const t of [a, b, c]) {
+      await t.emulator.close();
+      t.pty.close();
+    }
   });
 
   it('keeps at most the queue cap while down, dropping the oldest and counting them', async () => {
