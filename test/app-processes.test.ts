@@ -15,12 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MeshgwClient, sidToHex, type MeshgwStream } from '../src/index.js';
-import { bindUdp } from './lossy-proxy.js';
+import { freeTcpPort, freeUdpPort } from './free-ports.js';
 
 const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -31,20 +30,7 @@ interface DaemonProcess {
   stderr(): string;
 }
 
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
-async function freeUdpPort(): Promise<number> {
-  const s = await bindUdp(0);
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startDaemonProcess(udp: number, peer: number): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'meshgw-app-'));

@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
@@ -32,7 +31,8 @@ import {
   sendFile,
 } from '../src/cli/transfer.js';
 import { UsageError } from '../src/cli/usage-error.js';
-import { LossyProxy, bindUdp } from './lossy-proxy.js';
+import { LossyProxy } from './lossy-proxy.js';
+import { freeTcpPort, freeUdpPort } from './free-ports.js';
 
 const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
 
@@ -75,13 +75,6 @@ function meshgw(args: string[], stdin: string | 'open' = '', timeoutMs = 60_000)
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Two connected in-process Duplexes (a's writes are b's reads and back), half-close working. */
 function duplexPair(): [Duplex, Duplex] {
@@ -189,7 +182,7 @@ describe('the transfer protocol on a stream pair', () => {
 
 describe('no daemon, bad arguments', () => {
   it('with no daemon: one line, exit 1', async () => {
-    const port = await freePort();
+    const port = await freeTcpPort();
     const dir = mkdtempSync(join(tmpdir(), 'meshgw-xfer-nod-'));
     const file = join(dir, 'x.txt');
     writeFileSync(file, 'x');
@@ -370,9 +363,3 @@ describe('two daemons over UDP loopback', () => {
   }
 });
 
-async function freeUdpPort(): Promise<number> {
-  const s = await bindUdp(0);
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}

@@ -8,21 +8,14 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MeshgwClient } from '../src/index.js';
+import { freeTcpPort } from './free-ports.js';
 
 const bin = fileURLToPath(new URL('../dist/bin/meshgw.js', import.meta.url));
 
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('meshgw with no interface', () => {
   it('runs on a simulated radio, its neighbour appears, status answers, SIGINT exits 0', async () => {

@@ -75,10 +75,14 @@ export function createDaemonLog(options: DaemonLogOptions = {}): DaemonLog {
   /** key → the window's start, the first text and level, and the count held back. */
   const seen = new Map<string, { since: number; level: LogLevel; text: string; held: number }>();
 
+  /** The line for the repeats of `r` held back until `t`, if any. */
+  const summarise = (r: { since: number; level: LogLevel; text: string; held: number }, t: number): void => {
+    if (r.held > 0) logger[r.level]({ repeats: r.held }, `… ${r.held} more in the last ${Math.round((t - r.since) / 1000)} s: ${r.text}`);
+  };
   const flushRepeats = (): void => {
     const t = now();
     for (const [key, r] of seen) {
-      if (r.held > 0) logger[r.level]({ repeats: r.held }, `… ${r.held} more in the last ${Math.round((t - r.since) / 1000)} s: ${r.text}`);
+      summarise(r, t);
       if (t - r.since >= windowMs || r.held > 0) seen.delete(key);
     }
   };
@@ -94,7 +98,7 @@ export function createDaemonLog(options: DaemonLogOptions = {}): DaemonLog {
       return;
     }
     if (r !== undefined) {
-      if (r.held > 0) logger[r.level]({ repeats: r.held }, `… ${r.held} more in the last ${Math.round((t - r.since) / 1000)} s: ${r.text}`);
+      summarise(r, t);
       seen.delete(key);
     }
     if (seen.size < MAX_TRACKED) seen.set(key, { since: t, level, text, held: 0 });
