@@ -1,9 +1,15 @@
 /**
  * `meshgw [--port PATH | --kiss-tcp HOST:PORT | --udp IFACE | --sim] [...]`: the daemon. This file
  * only parses the flags into a DaemonConfig (src/gateway/config.ts) and hands it to
- * `startDaemon` (src/gateway/daemon.ts), which composes everything. It logs on stderr (events as
- * log records with fields; with `--events` also one JSON line per event on stdout, for scripts);
- * SIGINT/SIGTERM let queued frames go, then close everything cleanly.
+ * `startDaemon` (src/gateway/daemon.ts), which composes everything. It logs on stderr, or with
+ * `--log-file FILE` to that file (events as log records with fields; with `--events` also one JSON
+ * line per event on stdout, for scripts). Signals:
+ * - SIGINT/SIGTERM let queued frames go (up to --shutdown-timeout, saying how many went), then
+ *   close everything cleanly; a second one exits at once.
+ * - SIGHUP reopens the log file and the --pcap capture at their paths, for logrotate (`mv
+ *   meshgw.log meshgw.log.1; kill -HUP PID`). It never stops the daemon: a file that cannot be
+ *   opened again is a warning, the log then goes to stderr and the capture stops, each until a
+ *   later SIGHUP succeeds.
  */
 import type { Command } from 'commander';
 import { isIPv4 } from 'node:net';
@@ -11,8 +17,8 @@ import { KISS_MAX_TIME_MS, type KissCsmaConfig } from '../link/csma.js';
 import { dirname } from 'node:path';
 import { parseRegionName, RegionError, type RegionName } from '../link/airtime/regions.js';
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
-import { ConfigError, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
-import { startDaemon } from '../gateway/daemon.js';
+import { ConfigError, validateConfig, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
+import { startDaemon, type Daemon } from '../gateway/daemon.js';
 import { ConfigFileError, LOG_LEVELS, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
 import { createDaemonLog, type DaemonLog, type LogLevel } from '../gateway/log.js';
 import type { GatewayEvent } from '../gateway/gateway.js';
@@ -52,6 +58,7 @@ export interface RunOptions {
   metrics?: string;
   shutdownTimeout: string;
   logLevel?: string;
+  logFile?: string;
   events?: boolean;
 }
 
@@ -88,7 +95,8 @@ export function runOptions(cmd: Command): Command {
     .option('--shutdown-timeout <s>', 'on SIGINT/SIGTERM, how long queued frames may take to go before the links close', '5')
     .option('--config <file>', 'a YAML config file (meshgw init writes a commented one); flags given override it')
     .option('--events', 'also print one JSON line per event on stdout (state, frame, neighbour, refused, status), for scripts')
-    .option('--log-level <level>', 'least severe log lines written: trace, debug, info, warn, error or fatal (default info); JSON lines on stderr, short lines on a terminal');
+    .option('--log-level <level>', 'least severe log lines written: trace, debug, info, warn, error or fatal (default info); JSON lines on stderr, short lines on a terminal')
+    .option('--log-file <file>', 'append the log to FILE as JSON lines instead of stderr; SIGHUP reopens it and the --pcap file (logrotate)');
 }
 
 /** `--api HOST:PORT` (IPv6 in brackets) or `off`. */
@@ -274,7 +282,54 @@ function installLastResort(log: (line: string) => void): void {
   process.on('unhandledRejection', die('unhandled rejection'));
 }
 
+/** Frames every interface's pacer has released to its link so far. */
+function pacerSent(daemon: Daemon): number {
+  return daemon.gateway.registry.list().reduce((n, e) => n + e.pacer.counters.sent, 0);
+}
+
+/** What SIGHUP reopens, filled in as the start goes on. */
+interface HangupTargets {
+  log?: DaemonLog;
+  daemon?: Daemon;
+  pcap?: string;
+}
+
+/**
+ * SIGHUP, as logrotate expects: the log file and the capture start anew at their paths. Node's
+ * default for SIGHUP is to exit; this handler replaces it for the whole run, start-up and stop
+ * included (before the log exists a SIGHUP does nothing; before the daemon runs only the log is
+ * reopened). Reopens run one after another; an error is a warning and the daemon carries on. The
+ * answers bypass the repeat limit: an operator's signal is never answered by silence.
+ */
+function installHangup(): HangupTargets {
+  const targets: HangupTargets = {};
+  let reopening = Promise.resolve();
+  const reopen = async (): Promise<void> => {
+    const { log: daemonLog, daemon, pcap } = targets;
+    if (daemonLog === undefined) return;
+    let ok = true;
+    try {
+      daemonLog.reopen();
+    } catch (err) {
+      ok = false;
+      daemonLog.pino.warn({ event: 'reopen', file: daemonLog.file }, `SIGHUP: ${(err as Error).message}; the log goes to stderr until a SIGHUP can reopen it`);
+    }
+    try {
+      await daemon?.reopen();
+    } catch (err) {
+      ok = false;
+      daemonLog.pino.warn({ event: 'reopen', file: pcap }, `SIGHUP: ${(err as Error).message}; a later SIGHUP tries again`);
+    }
+    if (ok) daemonLog.pino.info({ event: 'reopen', ...(daemonLog.file !== undefined ? { logFile: daemonLog.file } : {}), ...(pcap !== undefined ? { pcap } : {}) }, 'reopened log and capture files');
+  };
+  process.on('SIGHUP', () => {
+    reopening = reopening.then(reopen, reopen);
+  });
+  return targets;
+}
+
 export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
+  const hangup = installHangup();
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel as LogLevel)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${o.logLevel}'`);
   }
@@ -292,16 +347,27 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
     config = withConfigFile(config, file, explicit);
     if (!explicit('shutdownTimeout') && file.shutdownTimeout !== undefined) shutdownMs = file.shutdownTimeout * 1000;
     if (o.logLevel === undefined && file.logLevel !== undefined) o.logLevel = file.logLevel;
+    if (o.logFile === undefined && file.logFile !== undefined) o.logFile = file.logFile;
   }
-  const daemonLog = createDaemonLog({ level: (o.logLevel as LogLevel | undefined) ?? 'info' });
+  // A config that can never work is refused before the log file is made (startDaemon checks again).
+  try {
+    validateConfig(config);
+  } catch (err) {
+    if (err instanceof RegionError || err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  // A log file that cannot be written is a LogFileError (exit 1) before anything else is made.
+  const daemonLog = createDaemonLog({ level: (o.logLevel as LogLevel | undefined) ?? 'info', ...(o.logFile !== undefined ? { file: o.logFile } : {}) });
   const log = daemonLog.line;
   process.once('exit', () => daemonLog.close());
   installLastResort(log);
+  hangup.log = daemonLog;
+  if (config.pcap !== undefined) hangup.pcap = config.pcap;
+  let daemon: Daemon;
   if (config.interfaces.every((i) => i.kind === 'sim')) {
     log(`meshgw: simulated radio${o.sim ? '' : ' (no interface given)'}, with a simulated neighbour node on it; nothing is transmitted`);
     log('meshgw: attach real hardware with --port /dev/ttyUSB0 --frequency HZ --region eu868 (a LoRa modem; --driver kiss for a TNC), --kiss-tcp 127.0.0.1:8001 (Direwolf) or --udp wlan0 (Wi-Fi); meshgw --help for all');
   }
-  let daemon;
   try {
     const toStdout = o.events === true;
     daemon = await startDaemon(config, {
@@ -312,10 +378,13 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
       },
     });
   } catch (err) {
+    // The reason goes to stderr (bin/meshgw.ts); a log file gets it too, for whoever reads only that.
+    if (daemonLog.file !== undefined) daemonLog.write('error', `meshgw: ${(err as Error)?.message ?? String(err)}`);
     if (err instanceof RegionError || err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
   }
   const running = daemon;
+  hangup.daemon = daemon;
   // However the process ends (the last-resort handler exits at once), the key lock goes with it.
   process.once('exit', () => running.releaseLock());
   const gateway = daemon.gateway;
@@ -347,8 +416,16 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
       }
     });
   });
+  // Say what the stop waits for and what went, so a log shows whether queued data was lost.
+  const queued = gateway.status().reduce((n, s) => n + s.pacer.queuedFrames, 0);
+  const sentBefore = pacerSent(running);
+  if (queued > 0) daemonLog.write('info', `meshgw: stopping: ${queued} queued frame(s) may take up to ${shutdownMs / 1000} s to go`, { queuedFrames: queued });
   const left = await daemon.drain(shutdownMs);
-  if (left > 0) log(`meshgw: ${left} queued frame(s) not sent within the ${shutdownMs / 1000} s shutdown timeout`);
+  if (queued > 0 || left > 0) {
+    const sent = pacerSent(running) - sentBefore;
+    daemonLog.write('info', `meshgw: sent ${sent} frame(s) while stopping; ${left} still queued`, { sentFrames: sent, leftFrames: left });
+  }
+  if (left > 0) log(`warning: meshgw: ${left} queued frame(s) not sent within the ${shutdownMs / 1000} s shutdown timeout`);
   await daemon.stop();
   log('meshgw stopped');
 }

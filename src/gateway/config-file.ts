@@ -8,20 +8,20 @@
  *
  * `apiTokenFile` is read by loadConfigFile, relative to the config file's directory; its
  * trimmed contents become `apiToken` (and `apiTokenFile` the resolved path). Other paths (key,
- * stateDir, pcap) are returned as written.
+ * stateDir, pcap, logFile) are returned as written.
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { KISS_MAX_TIME_MS } from '../link/csma.js';
 import { parseAx25Address } from '../link/ax25.js';
 import { parseRegionName, type RegionName } from '../link/airtime/regions.js';
 import type { InterfaceSpec } from './config.js';
+import { parseYamlWith, yamlExpect, yamlShow, yamlStrict, YamlConfigError } from './yaml-config.js';
 
-export class ConfigFileError extends Error {
-  override readonly name = 'ConfigFileError';
+export class ConfigFileError extends YamlConfigError {
+  override name = 'ConfigFileError';
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -45,6 +45,8 @@ export interface FileConfig {
   /** Seconds between status events, 0..86400 (0: none). */
   statusInterval?: number;
   logLevel?: LogLevel;
+  /** A file the log's JSON lines are appended to (reopened on SIGHUP), instead of stderr. */
+  logFile?: string;
   metrics?: { host: string; port: number } | 'off';
   /** Seconds the daemon waits for a clean stop, 0..300. */
   shutdownTimeout?: number;
@@ -53,68 +55,11 @@ export interface FileConfig {
 
 // ---- messages ----
 
-/** A value as the messages show it. */
-function show(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'an empty value';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return String(v);
-}
-
-/** An error function for zod: `EXPECTATION, got VALUE`, or `missing (EXPECTATION)`. */
-function expect(expectation: string) {
-  return (iss: { input?: unknown }): string =>
-    iss.input === undefined ? `missing (${expectation})` : `${expectation}, got ${show(iss.input)}`;
-}
-
-/** Optimal string alignment distance (Levenshtein with adjacent transpositions). */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** The known key closest to `key`, if it is close enough to be a typo of it. */
-export function closestKey(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const distance = editDistance(key.toLowerCase(), k.toLowerCase());
-    if (distance < bestDistance) {
-      best = k;
-      bestDistance = distance;
-    }
-  }
-  const allowed = key.length <= 3 ? 1 : 2;
-  return best !== undefined && bestDistance <= allowed ? best : undefined;
-}
+const expect = yamlExpect;
 
 // ---- schema building blocks ----
 
-/** A `.strict()` object: unknown keys are errors, with the closest known key as a suggestion. */
-function strict<T extends z.ZodRawShape>(shape: T, what = 'a mapping') {
-  const known = Object.keys(shape);
-  return z
-    .object(shape, {
-      error: (iss) => {
-        if (iss.code === 'unrecognized_keys') {
-          const guess = closestKey(String(iss.keys[0]), known);
-          return guess !== undefined ? `unknown key (did you mean ${guess}?)` : 'unknown key';
-        }
-        return expect(`must be ${what}`)(iss);
-      },
-    })
-    .strict();
-}
+const strict = yamlStrict;
 
 function int(min: number, max: number, unit = '') {
   const e = expect(`must be an integer ${min}..${max}${unit}`);
@@ -232,7 +177,7 @@ const interfaceSchema = z.discriminatedUnion('kind', [lora, kiss, slip, kissTcp,
     const kinds = `must be one of ${INTERFACE_KINDS.join(', ')}`;
     if (iss.code === 'invalid_union') {
       const input = iss.input as { kind?: unknown } | undefined;
-      return input?.kind === undefined ? `missing (${kinds})` : `${kinds}, got ${show(input.kind)}`;
+      return input?.kind === undefined ? `missing (${kinds})` : `${kinds}, got ${yamlShow(input.kind)}`;
     }
     return expect(`must be a mapping with kind: ${INTERFACE_KINDS.join(', ')}`)(iss);
   },
@@ -251,6 +196,7 @@ const fileSchema = strict(
     apiTokenFile: str('a file path'),
     statusInterval: num(0, 86_400, ' s'),
     logLevel: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], { error: expect(`must be one of ${LOG_LEVELS.join(', ')}`) }),
+    logFile: str('a file path'),
     metrics: offOr(hostPort(0)),
     shutdownTimeout: num(0, 300, ' s'),
     interfaces: list(interfaceSchema, 'interfaces'),
@@ -269,58 +215,11 @@ type Parsed = z.output<typeof fileSchema>;
 const _outputIsFileConfig = (p: Parsed): FileConfig => p;
 void _outputIsFileConfig;
 
-// ---- errors ----
-
-type Issue = z.core.$ZodIssue;
-
-/** The issues with every `off | {host, port}` union replaced by its mapping side's issues. */
-function flatten(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): Array<{ path: PropertyKey[]; issue: Issue }> {
-  const out: Array<{ path: PropertyKey[]; issue: Issue }> = [];
-  for (const issue of issues) {
-    const path = [...prefix, ...issue.path];
-    const mappingSide = issue.code === 'invalid_union' ? issue.errors[1] : undefined;
-    const input = (issue as { input?: unknown }).input;
-    if (mappingSide !== undefined && typeof input === 'object' && input !== null && !Array.isArray(input)) {
-      out.push(...flatten(mappingSide, path));
-    } else {
-      out.push({ path, issue });
-    }
-  }
-  return out;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? String(p) : `.${String(p)}`;
-  return s;
-}
-
-/** One line for the first problem, unknown keys first (a misspelt key also makes a key go missing). */
-function describe(error: z.ZodError, file: string): ConfigFileError {
-  const all = flatten(error.issues);
-  const first = all.find((i) => i.issue.code === 'unrecognized_keys') ?? all[0];
-  if (first === undefined) return new ConfigFileError(`${file}: invalid config`);
-  const path = first.issue.code === 'unrecognized_keys' ? [...first.path, first.issue.keys[0]!] : first.path;
-  const where = formatPath(path);
-  return new ConfigFileError(where === '' ? `${file}: ${first.issue.message}` : `${file}: ${where}: ${first.issue.message}`);
-}
-
 // ---- entry points ----
 
 /** The config in `text` (YAML), validated; `file` names it in messages. Throws ConfigFileError. */
 export function parseConfigText(text: string, file: string): FileConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const { line, col } = lineCounter.linePos(syntax.pos[0]);
-    throw new ConfigFileError(`${file}:${line}:${col}: ${syntax.message}`);
-  }
-  // An empty file (or one of only comments) is an empty config.
-  const data: unknown = doc.toJS() ?? {};
-  const result = fileSchema.safeParse(data, { reportInput: true });
-  if (!result.success) throw describe(result.error, file);
-  return result.data;
+  return parseYamlWith(fileSchema, text, file, (m) => new ConfigFileError(m));
 }
 
 function readReason(err: unknown): string {

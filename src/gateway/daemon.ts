@@ -2,7 +2,8 @@
  * The daemon's composition: from a DaemonConfig to a running gateway — the identity and its
  * lock, the boot token (epoch bound to the key, and a per-boot random), the mesh node, the
  * links, the capture file, the simulated neighbour of `--sim`, and one loop on a monotonic clock.
- * The CLI only parses flags into the config and calls `startDaemon`.
+ * The CLI only parses flags into the config and calls `startDaemon`; on SIGHUP it calls `reopen`,
+ * which starts a new capture file at the same path (the log is the CLI's own).
  */
 import { kissSerialLink } from '../../drivers/kiss-serial.js';
 import { kissTcpLink } from '../../drivers/kiss-tcp.js';
@@ -49,6 +50,15 @@ export interface Daemon {
   readonly api: ApiService | undefined;
   /** Prometheus metrics (undefined without `--metrics`); `metrics.address` is where they are served. */
   readonly metrics: DaemonMetrics | undefined;
+  /** When `startDaemon` began, on the gateway's clock (ms): what uptimes count from. */
+  readonly startedAt: number;
+  /**
+   * Starts a new capture file at the `pcap` path, with its own section header and interface
+   * descriptions (SIGHUP, after logrotate moved the old one away); without a capture, nothing.
+   * Rejects with a CaptureFileError when the new file cannot be opened: capture then stops —
+   * packets are counted as dropped — until a later `reopen` succeeds. The daemon runs on either way.
+   */
+  reopen(): Promise<void>;
   /**
    * Waits until every interface's pacer queue is empty, or `timeoutMs` passed; resolves with
    * the frames still queued (0: all gone). The loop keeps running meanwhile (call `stop` after).
@@ -177,6 +187,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
   validateConfig(config);
   const log = io.log ?? (() => undefined);
   const clock = io.clock ?? new MonotonicClock();
+  const startedAt = clock.now();
   // The capture file opens before anything else is made, so a bad path stops the start at once.
   const capture = config.pcap !== undefined ? PcapngFile.open(config.pcap) : undefined;
   let identity: Identity;
@@ -247,7 +258,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     let metrics: DaemonMetrics | undefined;
     let metricsAt = '';
     if (config.metrics) {
-      metrics = new DaemonMetrics({ identity, node, gateway, msp, api });
+      metrics = new DaemonMetrics({ identity, node, gateway, msp, api, startedAt });
       try {
         const m = await metrics.listen(config.metrics.host, config.metrics.port);
         metricsAt = `; metrics http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics`;
@@ -267,6 +278,10 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       echo,
       api,
       metrics,
+      startedAt,
+      reopen: async () => {
+        await capture?.reopen();
+      },
       drain: async (timeoutMs) => {
         const until = Date.now() + timeoutMs;
         for (;;) {

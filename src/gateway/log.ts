@@ -11,9 +11,19 @@
  * the ones held back are summed up when the window ends ("… 512 more in the last 10 s: …"), so
  * a modem spewing garbage or a flood of bad frames cannot fill the disk. At most 256 distinct
  * lines are tracked at once; beyond that, lines are written unthrottled rather than lost.
+ *
+ * With `file` (`--log-file`, the config file's `logFile`) the JSON lines are appended to that file
+ * instead. It is opened at once, so a path that cannot be written is a LogFileError before the
+ * daemon makes anything; `reopen()` closes it and opens the path again, for logrotate (`mv
+ * meshgw.log meshgw.log.1; kill -HUP PID`). Each line is written synchronously, so the last-resort
+ * handler's line reaches the file before `process.exit`, and a reopen swaps files between two
+ * lines, never inside one; the repeat limit keeps those writes few. A line the file cannot take (a
+ * full disk), and every line while a reopen has failed, goes to `stream` (stderr) instead: the
+ * log is never silently lost, and a later reopen that succeeds returns to the file.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -21,8 +31,10 @@ export interface DaemonLogOptions {
   level?: LogLevel;
   /** Human-readable lines instead of JSON; default: whether `stream` is a terminal. */
   pretty?: boolean;
-  /** Where the log goes; default process.stderr. */
+  /** Where the log goes; default process.stderr. With `file`: where it goes when the file cannot take it. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** A file the JSON lines are appended to (created if missing; its directory must exist). */
+  file?: string;
   /** The repeat window, ms; default 10,000. */
   repeatWindowMs?: number;
   /** The clock of the repeat windows, ms; default Date.now. */
@@ -35,9 +47,82 @@ export interface DaemonLog {
   write(level: LogLevel, text: string, fields?: Record<string, unknown>): void;
   /** Writes the summaries of repeats held back so far (also done at each window's end). */
   flushRepeats(): void;
-  /** Flushes, stops the window timer. */
+  /**
+   * Closes the log file and opens its path again (a no-op without one). Throws a LogFileError
+   * when it cannot be opened; the log then goes to `stream` until a later reopen succeeds.
+   */
+  reopen(): void;
+  /** Flushes, stops the window timer, closes the log file. */
   close(): void;
+  /** The log file, if the log goes to one. */
+  readonly file: string | undefined;
   readonly pino: Logger;
+}
+
+/** A log file that cannot be opened for appending. */
+export class LogFileError extends Error {
+  override name = 'LogFileError';
+}
+
+function openLogFile(path: string): number {
+  try {
+    return openSync(path, 'a', 0o644);
+  } catch (err) {
+    throw new LogFileError(`cannot write the log file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * pino's destination for a log file: appends each line with one synchronous write, falling back
+ * to `fallback` for a line the file does not take and while no file is open.
+ */
+class LogFileSink implements DestinationStream {
+  private fd: number | undefined;
+  /** The error of the last write that failed, until a write succeeds again (said once). */
+  private failing: string | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly fallback: NodeJS.WritableStream,
+  ) {
+    this.fd = openLogFile(path);
+  }
+
+  write(line: string): void {
+    if (this.fd !== undefined) {
+      try {
+        const bytes = Buffer.from(line);
+        for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at);
+        this.failing = undefined;
+        return;
+      } catch (err) {
+        const why = (err as Error).message;
+        if (this.failing !== why) {
+          this.failing = why;
+          this.fallback.write(`meshgw: cannot write the log file ${this.path}: ${why}; the lines it does not take follow here\n`);
+        }
+      }
+    }
+    this.fallback.write(line);
+  }
+
+  /** Closes the file and opens its path again; throws a LogFileError (the sink is then closed). */
+  reopen(): void {
+    this.close();
+    this.failing = undefined;
+    this.fd = openLogFile(this.path);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      closeSync(fd);
+    } catch {
+      // Nothing more can be written to it either way.
+    }
+  }
 }
 
 const MAX_TRACKED = 256;
@@ -68,8 +153,10 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
 
 export function createDaemonLog(options: DaemonLogOptions = {}): DaemonLog {
   const stream = options.stream ?? process.stderr;
-  const pretty = options.pretty ?? stream.isTTY === true;
-  const logger = pino({ level: options.level ?? 'info', base: undefined }, pretty ? prettyStream(stream) : (stream as NodeJS.WritableStream));
+  const sink = options.file !== undefined ? new LogFileSink(options.file, stream) : undefined;
+  // A file gets JSON lines (what logrotate's users feed to their tools), whatever stderr is.
+  const pretty = sink === undefined && (options.pretty ?? stream.isTTY === true);
+  const logger = pino({ level: options.level ?? 'info', base: undefined }, sink ?? (pretty ? prettyStream(stream) : (stream as NodeJS.WritableStream)));
   const windowMs = options.repeatWindowMs ?? 10_000;
   const now = options.now ?? Date.now;
   /** key → the window's start, the first text and level, and the count held back. */
@@ -115,9 +202,12 @@ export function createDaemonLog(options: DaemonLogOptions = {}): DaemonLog {
       else write('info', text);
     },
     flushRepeats,
+    reopen: () => sink?.reopen(),
     close: () => {
       flushRepeats();
       clearInterval(timer);
+      sink?.close();
     },
+    file: options.file,
   };
 }

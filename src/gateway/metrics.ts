@@ -41,8 +41,12 @@ interface Snapshot {
 
 const PREFIX = 'meshgw_';
 
-/** What the metrics read of a daemon (a `Daemon` is one; tests may compose less). */
-export type MetricsSource = Pick<Daemon, 'identity' | 'node' | 'gateway' | 'msp' | 'api'>;
+/**
+ * What the metrics read of a daemon (a `Daemon` is one; tests may compose less). `startedAt`:
+ * when the daemon started, on its gateway's clock (a `Daemon`'s own); without it, uptime counts
+ * from when the metrics were made.
+ */
+export type MetricsSource = Pick<Daemon, 'identity' | 'node' | 'gateway' | 'msp' | 'api'> & { startedAt?: number };
 
 export class DaemonMetrics {
   readonly registry = new Registry();
@@ -53,9 +57,9 @@ export class DaemonMetrics {
   private server: Server | undefined;
 
   constructor(private readonly daemon: MetricsSource) {
-    // The daemon does not say when it started: uptime counts from when its metrics were made
-    // (make them right after `startDaemon`).
-    this.startedAt = daemon.gateway.clock.now();
+    // Uptime is the daemon's, from the start of `startDaemon` (links opening, the API binding and
+    // the metrics server included), not from whenever its metrics were made.
+    this.startedAt = daemon.startedAt ?? daemon.gateway.clock.now();
     this.contentType = this.registry.contentType;
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
     this.define();
@@ -201,7 +205,7 @@ export class DaemonMetrics {
     const perIface = (f: (i: Snapshot['interfaces'][number]) => Sample[]) => (s: Snapshot) => s.interfaces.flatMap(f);
 
     this.gauge('info', 'The daemon: its version and its node SID (always 1).', ['version', 'sid'], () => [[{ version: meshgwVersion(), sid }, 1]]);
-    this.gauge('uptime_seconds', 'Seconds since the daemon’s metrics started.', [], (s) => [[{}, s.uptimeMs / 1000]]);
+    this.gauge('uptime_seconds', 'Seconds since the daemon started.', [], (s) => [[{}, s.uptimeMs / 1000]]);
 
     // Interfaces.
     this.gauge('interface_up', 'Whether the interface’s link is up (1) or not (0).', ['interface', 'kind'], perIface(({ status }) => [[{ interface: status.name, kind: status.kind }, status.state === 'up' ? 1 : 0]]));

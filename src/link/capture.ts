@@ -3,7 +3,8 @@
  * links may share (each adds its own interface). Like smoltcp's `pcap_writer.rs`: the wrapper is
  * the Link, so whatever sits above it cannot tell. The frames recorded are those that cross this
  * wrapper: outside a `FaultLink` it shows what the mesh sent and received, inside one what the
- * driver did.
+ * driver did. The file may start anew under the wrapper (`PcapngFile.reopen`, on SIGHUP): it
+ * describes every interface again in the same order, so `interfaceId` stays valid.
  *
  * Link types (tcpdump.org LINKTYPE_ list), by the inner link's kind:
  * - 'kiss-serial', 'kiss-tcp': LINKTYPE_AX25_KISS (202): the KISS frame without FENDs, i.e. the

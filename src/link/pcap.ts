@@ -162,26 +162,42 @@ export interface PcapngFileOptions {
   userAppl?: string;
 }
 
-/**
- * Appends pcapng blocks to a file through a write stream. Packets are dropped (and counted in
- * `dropped`) while more than `maxPendingBytes` wait for the disk, or after a write error, so a
- * slow disk never grows memory without bound. Interface descriptions are never dropped: the
- * interface ids of later packets depend on them.
- */
 /** A capture file that cannot be opened for writing. */
 export class CaptureFileError extends Error {
   override name = 'CaptureFileError';
 }
 
+/**
+ * Appends pcapng blocks to a file through a write stream. Packets are dropped (and counted in
+ * `dropped`) while more than `maxPendingBytes` wait for the disk, or after a write error, so a
+ * slow disk never grows memory without bound. Interface descriptions are never dropped: the
+ * interface ids of later packets depend on them.
+ *
+ * `reopen()` is for log rotation (SIGHUP after `mv capture.pcapng capture.pcapng.1`): it starts a
+ * new file at the same path with its own Section Header Block and the same Interface Description
+ * Blocks in the same order, so every interface keeps its id and each file is readable alone. The
+ * old file gets everything written before the swap, then is flushed and closed. A new file that
+ * cannot be opened stops the capture — packets are dropped and counted, the old file is closed
+ * rather than filled after it was moved away or deleted — until a later `reopen()` succeeds.
+ */
 export class PcapngFile {
-  /** Packets not written: pending bytes over the cap, a write error, or written after close. */
+  /**
+   * Packets not written: pending bytes over the cap, a write error, while no file is open (a
+   * failed reopen), or written after close.
+   */
   dropped = 0;
   packets = 0;
-  /** The first write error, if any; writing stops there. */
+  /** The first write error of the current file, if any; writing to it stops there. */
   error: Error | undefined;
-  private readonly stream: WriteStream;
+  /** The current file; undefined while capture is stopped by a reopen that failed. */
+  private stream: WriteStream | undefined;
   private readonly maxPending: number;
+  private readonly userAppl: string;
+  /** Every interface described so far, in id order: each new file repeats them. */
+  private readonly interfaces: InterfaceDescription[] = [];
   private readonly snaplens: number[] = [];
+  /** Old files still being flushed after a reopen; `close` waits for them. */
+  private readonly retiring = new Set<Promise<Error | undefined>>();
   private closing: Promise<void> | undefined;
 
   /**
@@ -190,13 +206,7 @@ export class PcapngFile {
    * reports such an error only at `close()`.
    */
   static open(path: string, options: PcapngFileOptions = {}): PcapngFile {
-    let fd: number;
-    try {
-      fd = openSync(path, 'w', 0o644);
-    } catch (err) {
-      throw new CaptureFileError(`cannot write the capture file ${path}: ${(err as Error).message}`);
-    }
-    return new PcapngFile(path, options, fd);
+    return new PcapngFile(path, options, openCapture(path));
   }
 
   constructor(readonly path: string, options: PcapngFileOptions = {}, fd?: number) {
@@ -204,17 +214,20 @@ export class PcapngFile {
     if (!Number.isInteger(this.maxPending) || this.maxPending < 1) {
       throw new RangeError(`maxPendingBytes must be a positive integer, got ${this.maxPending}`);
     }
-    this.stream = fd === undefined ? createWriteStream(path) : createWriteStream(path, { fd });
-    this.stream.on('error', (err) => {
-      this.error ??= err;
-    });
-    this.stream.write(sectionHeaderBlock(options.userAppl ?? 'meshgw'));
+    this.userAppl = options.userAppl ?? 'meshgw';
+    this.stream = this.start(fd === undefined ? createWriteStream(path) : createWriteStream(path, { fd }));
+  }
+
+  /** Whether packets are being written (false after a write error or a failed reopen, until a reopen succeeds). */
+  get capturing(): boolean {
+    return this.stream !== undefined && this.closing === undefined && this.error === undefined;
   }
 
   /** Describes one more interface; returns its id for `writePacket`. */
   addInterface(desc: InterfaceDescription): number {
     const idb = interfaceDescriptionBlock(desc);
-    if (this.closing === undefined && this.error === undefined) this.stream.write(idb);
+    if (this.stream !== undefined && this.closing === undefined && this.error === undefined) this.stream.write(idb);
+    this.interfaces.push({ ...desc });
     this.snaplens.push(desc.snaplen ?? DEFAULT_SNAPLEN);
     return this.snaplens.length - 1;
   }
@@ -225,22 +238,88 @@ export class PcapngFile {
     if (snaplen === undefined) throw new RangeError(`no interface ${p.interfaceId} in this capture`);
     const cut = snaplen > 0 && p.data.length > snaplen;
     const epb = enhancedPacketBlock(cut ? { ...p, data: p.data.subarray(0, snaplen), originalLength: p.originalLength ?? p.data.length } : p);
-    if (this.closing !== undefined || this.error !== undefined || this.stream.writableLength + epb.length > this.maxPending) {
+    const stream = this.stream;
+    if (stream === undefined || this.closing !== undefined || this.error !== undefined || stream.writableLength + epb.length > this.maxPending) {
       this.dropped++;
       return false;
     }
-    this.stream.write(epb);
+    stream.write(epb);
     this.packets++;
     return true;
+  }
+
+  /**
+   * Starts a new file at `path` (see the class comment). Resolves once the old file is flushed
+   * and closed. Rejects with a CaptureFileError when the new file cannot be opened — capture is
+   * then stopped until a later reopen succeeds — or when the old file had a write error (the
+   * new one is capturing then). After `close()` it does nothing.
+   */
+  async reopen(): Promise<void> {
+    if (this.closing !== undefined) return;
+    const old = this.stream;
+    const oldError = this.error;
+    let fd: number | undefined;
+    let openError: CaptureFileError | undefined;
+    try {
+      fd = openCapture(this.path);
+    } catch (err) {
+      openError = err as CaptureFileError;
+    }
+    // The swap is synchronous: every packet goes to exactly one of the two files.
+    this.stream = fd === undefined ? undefined : this.start(createWriteStream(this.path, { fd }));
+    this.error = undefined;
+    if (this.stream) for (const desc of this.interfaces) this.stream.write(interfaceDescriptionBlock(desc));
+    const flushError = old ? await this.retire(old) : undefined;
+    if (openError) throw new CaptureFileError(`${openError.message}; capture stopped (packets are dropped and counted) until the file can be opened`);
+    const lost = oldError ?? flushError;
+    if (lost) throw new CaptureFileError(`the old capture file (was ${this.path}) had a write error: ${lost.message}; the new one is capturing`);
   }
 
   /** Flushes and closes the file; rejects with the first write error. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.stream.end();
-      await finished(this.stream);
+      const stream = this.stream;
+      if (stream) {
+        stream.end();
+        await finished(stream);
+      }
+      await Promise.all([...this.retiring]);
       if (this.error) throw this.error;
     })();
     return this.closing;
+  }
+
+  /** A new file's stream, with the Section Header Block written first. */
+  private start(stream: WriteStream): WriteStream {
+    stream.on('error', (err) => {
+      if (this.stream === stream) this.error ??= err;
+    });
+    stream.write(sectionHeaderBlock(this.userAppl));
+    return stream;
+  }
+
+  /** Ends an old file; resolves, once it is flushed and closed, with its error if it had one. */
+  private retire(stream: WriteStream): Promise<Error | undefined> {
+    const done = (async () => {
+      stream.end();
+      try {
+        await finished(stream);
+        return undefined;
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    this.retiring.add(done);
+    void done.then(() => this.retiring.delete(done));
+    return done;
+  }
+}
+
+/** Opens (creates or truncates) a capture file for writing; throws a CaptureFileError naming it. */
+function openCapture(path: string): number {
+  try {
+    return openSync(path, 'w', 0o644);
+  } catch (err) {
+    throw new CaptureFileError(`cannot write the capture file ${path}: ${(err as Error).message}`);
   }
 }
