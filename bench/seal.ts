@@ -7,6 +7,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';
+import { ed25519Impl, nobleEd25519, type Ed25519 } from '../src/mesh/ed25519.js';
 import { FrameSealer, newBootNonce, type BootToken, type PeerDirectory } from '../src/mesh/seal.js';
 import { generateIdentity, identityFromSecret } from '../src/mesh/identity.js';
 import { AddressForm, frameOverhead } from '../src/mesh/frame.js';
@@ -63,8 +64,26 @@ export function sealBench(): Row[] {
       }),
     });
   }
-  rows.push(unknownSenderRow());
+  rows.push(unknownSenderRow(), ...ed25519Rows());
   return rows;
+}
+
+/** Ed25519 over a 180-byte message (a HELLO: what every control message heard costs), node:crypto beside noble. */
+function ed25519Rows(): Row[] {
+  const message = new Uint8Array(180).fill(7);
+  const signature = nobleEd25519.sign(message, alice.ed25519Secret);
+  const N = 50;
+  const verify = (impl: Ed25519) => () => {
+    for (let i = 0; i < N; i++) if (impl.verify(signature, message, alice.ed25519Public)) sink.value++;
+  };
+  const sign = (impl: Ed25519) => () => {
+    for (let i = 0; i < N; i++) sink.value += impl.sign(message, alice.ed25519Secret)[0]!;
+  };
+  const noble = { verify: rate(N, BENCH_MS, verify(nobleEd25519)), sign: rate(N, BENCH_MS, sign(nobleEd25519)) };
+  return [
+    { name: `ed25519 verify ${ed25519Impl.name}`, unit: '/s', value: rate(N, BENCH_MS, verify(ed25519Impl)), baselineName: 'noble verify', baseline: noble.verify },
+    { name: `ed25519 sign ${ed25519Impl.name}`, unit: '/s', value: rate(N, BENCH_MS, sign(ed25519Impl)), baselineName: 'noble sign', baseline: noble.sign },
+  ];
 }
 
 /** Full-address frames from identities nobody has heard of: refused before any key agreement. */

@@ -28,7 +28,8 @@
  * reason and nothing unauthenticated is ever returned.
  */
 import { randomBytes } from 'node:crypto';
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { ed25519Impl } from './ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
@@ -245,7 +246,7 @@ export class FrameSealer {
       counter,
     });
     const signed = concat(associatedData(header, header.length), this.boot.nonce, r.payload);
-    return concat(header, r.payload, ed25519.sign(signed, this.identity.ed25519Secret));
+    return concat(header, r.payload, ed25519Impl.sign(signed, this.identity.ed25519Secret));
   }
 
   /** Authenticates and opens a frame addressed to this node (or a broadcast). Never throws. */
@@ -351,11 +352,7 @@ export class FrameSealer {
     const { frame, length, aad } = input;
     const payload = frame.subarray(length, frame.length - SIGNATURE_LENGTH);
     const signature = frame.subarray(frame.length - SIGNATURE_LENGTH);
-    try {
-      return ed25519.verify(signature, concat(aad, srcBoot.nonce, payload), edKey) ? payload.slice() : undefined;
-    } catch {
-      return undefined;
-    }
+    return ed25519Impl.verify(signature, concat(aad, srcBoot.nonce, payload), edKey) ? payload.slice() : undefined;
   }
 
   private reject(reason: OpenFailure): OpenResult {

@@ -11,7 +11,7 @@
  * removed, message TLVs and each address's TLVs sorted by (type, type extension, value), encoded
  * by wire.ts (deterministic for a given model). Forwarders may change hop limit and hop count.
  */
-import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519Impl } from './ed25519.js';
 import { encodeMessage } from '../rfc5444/wire.js';
 import type { Message, Tlv } from '../rfc5444/model.js';
 
@@ -46,7 +46,7 @@ export function icvValue(m: Message, ed25519Secret: Uint8Array): Uint8Array {
   out[0] = ICV_CRYPTO_ED25519;
   out[1] = 0;
   out[2] = 0;
-  out.set(ed25519.sign(canonicalMessage(m), ed25519Secret), 3);
+  out.set(ed25519Impl.sign(canonicalMessage(m), ed25519Secret), 3);
   return out;
 }
 
@@ -55,9 +55,5 @@ export function verifyIcv(m: Message, ed25519Public: Uint8Array): boolean {
   const icv = m.tlvs.find((t) => t.type === TLV_ICV && t.extType === ICV_EXT_GENERIC);
   const v = icv?.value;
   if (!v || v.length !== ICV_LENGTH || v[0] !== ICV_CRYPTO_ED25519 || v[1] !== 0 || v[2] !== 0) return false;
-  try {
-    return ed25519.verify(v.subarray(3), canonicalMessage(m), ed25519Public);
-  } catch {
-    return false;
-  }
+  return ed25519Impl.verify(v.subarray(3), canonicalMessage(m), ed25519Public);
 }
