@@ -56,7 +56,12 @@
  * fragment arriving over several paths is verified once, and a forged copy never matches.
  *
  * Validity from the air is capped to what a node of this code sends: a HELLO's to
- * [3 × minHelloMs, 3 × maxHelloMs], a TC's to [6 × minHelloMs, 6 × maxHelloMs].
+ * [3 × minHelloMs, 3 × maxHelloMs], a TC's to [6 × minHelloMs, 6 × maxHelloMs]. A TC is also
+ * kept for at least three of the receiver's own TC intervals: an originator on fast links
+ * (Wi-Fi, a TC every few seconds, valid for seconds) reaches a node behind a slow one (LoRa at
+ * 1 %, a TC through it every few minutes) only that often, and would otherwise expire there
+ * before the next copy could arrive — the node would never route to it. A newer TC still
+ * replaces the one held at once.
  *
  * Tables and their caps (the exported MAX_* constants; ARCHITECTURE.md copies them): no table
  * grows without bound, and no eviction scans a table. A known, useful node (one with a link or a
@@ -118,6 +123,24 @@ export const MAX_LINKS_PER_INTERFACE = 256;
 export const MAX_TCS = MAX_NODES;
 /** Edges kept per TC (and advertised in ours, cheapest first): further ones are ignored (`edgesRefused`). */
 export const MAX_TC_EDGES = 64;
+/** TC copies held for their forwarding time at most; beyond, a copy is forwarded at once. */
+export const MAX_PENDING_FORWARDS = 256;
+/** (interface, originator) pairs whose last forward time is kept, at most. */
+const MAX_FORWARD_RECORDS = 4096;
+/** Other copies heard that cancel our forward. */
+const FLOOD_COPIES = 2;
+/** A forward waits up to this many full frames' airtime ÷ duty cycle (random), at most MAX_FLOOD_DELAY_MS. */
+const FLOOD_WINDOW_FRAMES = 4;
+const MAX_FLOOD_DELAY_MS = 30_000;
+
+interface PendingForward {
+  bytes: Uint8Array;
+  wanted: Set<string>;
+  origin: string;
+  seqno: number;
+  at: number;
+  copies: number;
+}
 /** Advertised edges kept over all TCs (1,000 nodes of 16 neighbours; bounds a route computation): a TC's edges beyond it are ignored (`edgesRefused`); nobody's edges are evicted for them. */
 export const MAX_TOPOLOGY_EDGES = 16_384;
 /** The duplicate set: verified fragments by digest, FIFO; a forgotten one only costs another verification if it comes again. */
@@ -168,6 +191,13 @@ export interface ControlOptions {
   maxHelloMs?: number;
   /** Share of an interface's airtime budget HELLOs may use; default 0.1. */
   helloShare?: number;
+  /** Share of an interface's airtime budget flooded TCs (ours and those we forward) may use; default 0.2. */
+  tcShare?: number;
+  /**
+   * Forward a TC after a random delay of up to a few frames' airtime, and not at all when two
+   * other copies of it were heard meanwhile (see forward). Default true; false forwards at once.
+   */
+  floodSuppression?: boolean;
   /** Neighbours named per HELLO per interface; default 32. */
   helloMaxNeighbours?: number;
   /** New identities (unknown originators) admitted per second per interface; default 2. */
@@ -238,6 +268,8 @@ export interface ControlCounters {
   tcsSent: number;
   tcsReceived: number;
   tcsForwarded: number;
+  /** TC forwards cancelled because enough neighbours were heard forwarding the same copy. */
+  tcsSuppressed: number;
   noKey: number;
   badIcv: number;
   badKey: number;
@@ -362,10 +394,18 @@ export function nodeIdOf(sid: Uint8Array): string {
   return hex(sid.subarray(0, 16));
 }
 
+/**
+ * Periodic HELLOs and TCs go a random 0–25 % early (RFC 5148's MAXJITTER = interval / 4): with
+ * less, two nodes whose HELLOs collided once on a channel without carrier sense keep colliding
+ * for rounds on end and lose each other.
+ */
+const MAX_JITTER_FRACTION = 0.25;
 /** The first HELLOs on an interface after it is added (the fast start). */
 const FAST_START_HELLOS = 3;
 /** Their spacing, ms (at least minHelloMs, at most the steady interval). */
 const FAST_START_GAP_MS = 4_000;
+/** TCs sent as soon as something changed after start (FAST_START_GAP_MS apart), before the steady spacing. */
+const FAST_START_TCS = 3;
 /** A HELLO brought forward for a new neighbour goes within this, ms (jitter against collisions). */
 const TRIGGERED_HELLO_JITTER_MS = 1_000;
 
@@ -377,6 +417,7 @@ export class ControlPlane {
     tcsSent: 0,
     tcsReceived: 0,
     tcsForwarded: 0,
+    tcsSuppressed: 0,
     noKey: 0,
     badIcv: 0,
     badKey: 0,
@@ -401,6 +442,15 @@ export class ControlPlane {
   private readonly minHelloMs: number;
   private readonly maxHelloMs: number;
   private readonly helloShare: number;
+  private readonly tcShare: number;
+  private readonly floodSuppression: boolean;
+  /** TC copies waiting for their forwarding time, by message digest (insertion order: arrival). */
+  private readonly pendingForwards = new Map<string, PendingForward>();
+  private nextForwardAt = Infinity;
+  /** When a TC of an originator was last forwarded on an interface (`iface/originator`), least recent first. */
+  private readonly lastForwarded = new Map<string, number>();
+  /** The digest of the TC the reader is handling now (set by the TC consumer, read by forward). */
+  private currentTcDigest: string | undefined;
   private readonly helloMaxNeighbours: number;
   private readonly identityRate: number;
   private readonly identityBurst: number;
@@ -428,6 +478,8 @@ export class ControlPlane {
   /** Signal of the packet being read (from `receive`). */
   private signal: FrameSignal | undefined;
   private tcSeq = 0;
+  /** TCs sent since start (the fast start counts them). */
+  private tcSeqSent = 0;
   private nextTc = 0;
   private lastTcAt = -Infinity;
   private tcDirty = true;
@@ -449,6 +501,9 @@ export class ControlPlane {
     this.minHelloMs = options.minHelloMs ?? 2_000;
     this.maxHelloMs = options.maxHelloMs ?? 1_800_000;
     this.helloShare = options.helloShare ?? 0.1;
+    this.tcShare = options.tcShare ?? 0.2;
+    this.floodSuppression = options.floodSuppression ?? true;
+    if (!(this.helloShare > 0 && this.helloShare <= 1) || !(this.tcShare > 0 && this.tcShare <= 1)) throw new RangeError('helloShare and tcShare must be in (0, 1]');
     this.helloMaxNeighbours = positive(options.helloMaxNeighbours ?? DEFAULT_HELLO_MAX_NEIGHBOURS, 'helloMaxNeighbours');
     this.identityRate = options.newIdentityRate ?? 2;
     this.identityBurst = options.newIdentityBurst ?? 16;
@@ -521,6 +576,7 @@ export class ControlPlane {
   poll(now: number): void {
     this.now = now;
     this.expire(now);
+    if (now >= this.nextForwardAt) this.forwardDue(now);
     for (const s of this.ifaces.values()) {
       if (now < s.nextHello) continue;
       this.sendHello(s);
@@ -528,12 +584,12 @@ export class ControlPlane {
       // that neighbours meet in seconds, not after one airtime-derived interval (minutes on LoRa).
       const steady = this.helloInterval(s);
       const interval = s.helloCount <= FAST_START_HELLOS ? Math.min(steady, Math.max(this.minHelloMs, FAST_START_GAP_MS)) : steady;
-      s.nextHello = now + interval * (0.9 + 0.1 * this.random());
+      s.nextHello = now + interval * (1 - MAX_JITTER_FRACTION * this.random());
     }
     if (now >= this.nextTc || (this.tcDirty && now >= this.dirtyTcAt())) {
       this.sendTc();
       this.lastTcAt = now;
-      this.nextTc = now + this.tcInterval() * (0.9 + 0.1 * this.random());
+      this.nextTc = now + this.tcInterval() * (1 - MAX_JITTER_FRACTION * this.random());
     }
   }
 
@@ -541,7 +597,7 @@ export class ControlPlane {
     let next = this.nextTc;
     if (this.tcDirty) next = Math.min(next, this.dirtyTcAt());
     for (const s of this.ifaces.values()) next = Math.min(next, s.nextHello);
-    next = Math.min(next, this.deadlines.peek());
+    next = Math.min(next, this.deadlines.peek(), this.nextForwardAt);
     return Math.max(next, this.now);
   }
 
@@ -645,21 +701,46 @@ export class ControlPlane {
     return Math.min(this.maxHelloMs, Math.max(this.minHelloMs, (airtime * (1 + heard)) / budget));
   }
 
+  /**
+   * The spacing that keeps the flood within `tcShare` of each interface's budget: every TC is
+   * flooded, so a node sends about one copy of each originator's TC per interval — its own and
+   * those it forwards. With the originators counted from the TCs held (nodes that flood, not
+   * throwaway identities that only say HELLO):
+   *   spacing ≥ TC airtime × (1 + originators) ÷ (duty cycle × tcShare).
+   * Fifty LoRa nodes on one 10 % channel thus flood their topology every few minutes, not every
+   * few tens of seconds, which fills the channel with TCs and their collisions.
+   */
+  private tcFloodSpacing(): number {
+    let flood = 0;
+    const originators = 1 + this.tcs.size;
+    for (const s of this.ifaces.values()) {
+      const size = Math.min(s.cfg.mtu, 100 + 20 * Math.min(s.links.size, MAX_TC_EDGES));
+      flood = Math.max(flood, (s.cfg.airtimeMs(size) * originators) / ((s.cfg.dutyFraction ?? 1) * this.tcShare));
+    }
+    return flood;
+  }
+
+  /** Twice the longest HELLO interval, or the flood spacing; at most 2 × maxHelloMs (a TC's validity is capped at 6 × maxHelloMs where it is received). */
   private tcInterval(): number {
     let longest = this.minHelloMs;
     for (const s of this.ifaces.values()) longest = Math.max(longest, this.helloInterval(s));
-    return 2 * longest;
+    return Math.min(2 * this.maxHelloMs, Math.max(2 * longest, this.tcFloodSpacing()));
   }
 
   /**
    * A triggered TC goes early, but at most four times per TC interval and never sooner than
    * minHelloMs after the last one, so a churning neighbourhood (or a sybil flood) cannot make
-   * this node sign and send a TC on every change.
+   * this node sign and send a TC on every change. The first FAST_START_TCS go as soon as their
+   * change (first neighbours), FAST_START_GAP_MS apart, as the first HELLOs do: otherwise a node
+   * on a 1 % channel would advertise its neighbours only after a flood interval of most of an hour.
    */
   private dirtyTcAt(): number {
     const interval = this.tcInterval();
+    if (this.tcSeqSent < FAST_START_TCS) return this.lastTcAt + Math.min(interval, Math.max(this.minHelloMs, FAST_START_GAP_MS));
     return Math.max(this.lastTcAt + Math.max(this.minHelloMs, interval / 4), this.nextTc - interval + this.minHelloMs);
   }
+
+
 
   private symmetric(l: LinkState): boolean {
     return l.heardUntil > this.now && l.theyHearUsUntil > this.now;
@@ -810,6 +891,7 @@ export class ControlPlane {
     this.writer.createMessage(MSG_TC);
     this.writer.flushAll();
     this.counters.tcsSent++;
+    this.tcSeqSent++;
   }
 
   /**
@@ -817,24 +899,85 @@ export class ControlPlane {
    * neither its originator nor one of the originator's own neighbours (those heard the originator
    * directly): a cheap stand-in for OLSR's MPR selection that keeps a full mesh from echoing every
    * TC. Each forwarded message goes in its own packet, tagged with its originator.
+   *
+   * With flood suppression (the default) the copy waits a random time of up to
+   * FLOOD_WINDOW_FRAMES full frames' airtime ÷ duty cycle on the slowest of those interfaces (the
+   * time the interface needs per frame it may send; at most 30 s), and is dropped if
+   * FLOOD_COPIES other copies of it (same digest: the signed message, whatever its hop count) were
+   * heard meanwhile: the neighbourhood has been covered (counter-based flooding, as in Ni et al.,
+   * "The broadcast storm problem in a mobile ad hoc network", 1999). Where a channel is dense this
+   * cuts the forwards to a few per neighbourhood; a sparse chain still forwards every copy. A
+   * neighbour replaying copies could suppress our forward; it could as well jam the channel, and
+   * the next periodic TC floods again.
    */
   private forward(bytes: Uint8Array, message: Message): void {
+    const digest = this.currentTcDigest;
+    this.currentTcDigest = undefined;
     if (message.type !== MSG_TC || !message.originator) return;
     const origin = hex(message.originator);
     const covered = new Set(message.addresses.map((a) => hex(a.address)));
     const wanted = new Set<string>();
+    let slowestFrameMs = 0;
+    const spacing = Math.max(this.minHelloMs, this.tcInterval() / 4);
     for (const s of this.ifaces.values()) {
+      // One TC per originator per spacing on each interface: an originator on fast links floods
+      // every few seconds, which a slow interface (LoRa) cannot carry; its neighbours keep a TC
+      // for three of their own TC intervals (updateTc), so the latest one every spacing is enough.
+      const key = `${s.cfg.name}/${origin}`;
+      const last = this.lastForwarded.get(key);
+      if (last !== undefined && this.now - last < spacing) continue;
       for (const l of s.links.values()) {
         if (l.id !== origin && !covered.has(l.id) && this.symmetric(l)) {
           wanted.add(s.cfg.name);
+          // A full frame's share of the duty cycle: how long the interface needs per frame it sends.
+          slowestFrameMs = Math.max(slowestFrameMs, s.cfg.airtimeMs(s.cfg.mtu) / (s.cfg.dutyFraction ?? 1));
           break;
         }
       }
     }
     if (wanted.size === 0) return;
+    for (const name of wanted) {
+      const key = `${name}/${origin}`;
+      this.lastForwarded.delete(key);
+      this.lastForwarded.set(key, this.now);
+      if (this.lastForwarded.size > MAX_FORWARD_RECORDS) this.lastForwarded.delete(this.lastForwarded.keys().next().value!);
+    }
+    const forward: PendingForward = { bytes, wanted, origin, seqno: message.seqno ?? 0, at: this.now, copies: 0 };
+    if (!this.floodSuppression || digest === undefined || this.pendingForwards.has(digest) || this.pendingForwards.size >= MAX_PENDING_FORWARDS) {
+      this.sendForward(forward);
+      return;
+    }
+    forward.bytes = bytes.slice();
+    forward.at = this.now + this.random() * Math.min(MAX_FLOOD_DELAY_MS, FLOOD_WINDOW_FRAMES * slowestFrameMs);
+    this.pendingForwards.set(digest, forward);
+    this.nextForwardAt = Math.min(this.nextForwardAt, forward.at);
+  }
+
+  /** Another copy of a TC fragment we hold for forwarding was heard. */
+  private overheard(digest: string): void {
+    const f = this.pendingForwards.get(digest);
+    if (f === undefined || ++f.copies < FLOOD_COPIES) return;
+    this.pendingForwards.delete(digest);
+    this.counters.tcsSuppressed++;
+  }
+
+  private forwardDue(now: number): void {
+    let next = Infinity;
+    for (const [digest, f] of this.pendingForwards) {
+      if (f.at <= now) {
+        this.pendingForwards.delete(digest);
+        this.sendForward(f);
+      } else {
+        next = Math.min(next, f.at);
+      }
+    }
+    this.nextForwardAt = next;
+  }
+
+  private sendForward(f: PendingForward): void {
     this.writer.flushAll();
-    this.tag = { kind: `tc:${origin}`, generation: message.seqno ?? 0 };
-    this.writer.forwardMessage(bytes, (iface) => wanted.has(iface));
+    this.tag = { kind: `tc:${f.origin}`, generation: f.seqno };
+    this.writer.forwardMessage(f.bytes, (iface) => f.wanted.has(iface));
     this.writer.flushAll();
     this.counters.tcsForwarded++;
   }
@@ -911,6 +1054,7 @@ export class ControlPlane {
     const verdict = this.judge(state, holder?.floor, inb);
     if (verdict === 'stale' || verdict === 'duplicate') {
       this.counters[verdict]++;
+      if (verdict === 'duplicate' && kind === 'tc') this.overheard(this.digestOf(inb));
       return undefined;
     }
     const keys = inb.m.tlvs.find((t) => t.type === TLV_KEYS && t.extType === 0)?.value;
@@ -1135,6 +1279,7 @@ export class ControlPlane {
         if (!s || !inb) return 'drop-message';
         const ok = this.accept(inb, 'tc', s);
         if (!ok) return 'drop-message';
+        this.currentTcDigest = this.digestOf(inb);
         this.counters.tcsReceived++;
         this.updateTc(ok.node, inb, ok.verdict);
         return 'okay';
@@ -1143,7 +1288,8 @@ export class ControlPlane {
   }
 
   private updateTc(node: NodeEntry, inb: Inbound, verdict: 'new' | 'fragment'): void {
-    const validity = this.validity(inb.m, 3 * this.tcInterval(), 6 * this.minHelloMs, 6 * this.maxHelloMs);
+    const ownTcs = 3 * this.tcInterval();
+    const validity = this.validity(inb.m, ownTcs, Math.min(6 * this.maxHelloMs, Math.max(6 * this.minHelloMs, ownTcs)), 6 * this.maxHelloMs);
     let t = this.tcs.get(node.id);
     let changed = false;
     if (!t) {
