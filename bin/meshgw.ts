@@ -14,6 +14,7 @@ import { runGateway, runOptions } from '../src/cli/run.js';
 import { initCommand } from '../src/cli/init.js';
 import { idOptions, runIdCommand } from '../src/cli/id.js';
 import { portsOptions, runPortsCommand } from '../src/cli/ports.js';
+import { runSimCommand, simOptions } from '../src/cli/sim.js';
 import { msgListenOptions, msgSendOptions, runMsgListenCommand, runMsgSendCommand } from '../src/cli/msg.js';
 import { messiGenerateOptions, runMessiGenerateCommand } from '../src/cli/messi.js';
 import { runNeighboursCommand, runRoutesCommand, runStatusCommand, stateOptions } from '../src/cli/state.js';
@@ -74,6 +75,10 @@ export function buildProgram(): Command {
   portsOptions(
     program.command('ports').description('list serial ports with their USB ids and a guess of the device behind each'),
   ).action(runPortsCommand);
+
+  simOptions(
+    program.command('sim').description('run a mesh scenario (nodes, radios, positions, traffic) in virtual time and print per-node figures'),
+  ).action(runSimCommand);
 
   const msg = program
     .command('msg')

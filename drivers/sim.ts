@@ -4,12 +4,16 @@
  * Radio model (the same as the modem emulator's, firmware-protocol/emulator/modem.ts):
  * - A transmission occupies the channel for the airtime model's time; a link sends one frame at
  *   a time, the next when the previous one's airtime has ended.
- * - Every other open link on the same channel receives it over [start + delay, end + delay).
- * - Collisions (on by default): receptions that overlap at one receiver are all lost.
+ * - Every other open link on the same channel receives it over [start + delay, end + delay) —
+ *   or, with `reach` (a planner's map: positions and path loss, src/sim/radio.ts), only those in
+ *   range, each with its own loss, RSSI and SNR; out of range also means no carrier sensed, so
+ *   hidden terminals collide as they do on the air.
+ * - Collisions (on by default): receptions that overlap at one receiver are all lost — unless
+ *   one is `captureDb` stronger than the other (the capture effect), which then survives it.
  * - Half duplex: a receiver that transmits at any time during a reception loses it.
- * - Random loss: a surviving reception is lost with probability `loss`.
- * - A frame that survives is delivered when its reception ends, with the receiving link's
- *   synthetic RSSI and SNR, and `at` = the clock's time.
+ * - Random loss: a surviving reception is lost with probability `loss` (or the pair's).
+ * - A frame that survives is delivered when its reception ends, with the pair's RSSI and SNR
+ *   (default the receiving link's synthetic ones), and `at` = the clock's time.
  *
  * Nothing here reads a real clock or sets a real timer: everything goes through the `SimClock`,
  * so on a `VirtualClock` a run is deterministic (given a seeded `random`) and as fast as the CPU.
@@ -29,6 +33,12 @@ export interface SimMediumOptions {
   delayMs?: number;
   /** Whether overlapping receptions destroy each other; default true. */
   collisions?: boolean;
+  /**
+   * Capture effect, dB: of two overlapping receptions, one this much stronger (by RSSI) survives
+   * and only the weaker is lost (LoRa about 6 dB within one SF, FM about 10 dB). Default: none,
+   * every overlap destroys both.
+   */
+  captureDb?: number;
   /** Carrier-sense slot, ms: a link that hears the channel busy waits for it to clear plus 0–7 slots. 0 disables CSMA. Default 20. */
   csmaSlotMs?: number;
   /** Bits/s of a fixed-rate channel; used when `airtime` is not given. */
@@ -37,6 +47,23 @@ export interface SimMediumOptions {
   airtime?: AirtimeModel;
   /** A number in [0, 1); tests pass a seeded one. Default Math.random. */
   random?: () => number;
+  /**
+   * Who hears whom (a planner's map): called for each sender–receiver pair at each transmission;
+   * undefined means out of range (the receiver neither decodes nor senses the carrier). Default:
+   * every link on the channel hears every other with the medium's `loss`.
+   */
+  reach?: (from: SimLink, to: SimLink) => SimReach | undefined;
+  /** Called at the start of every transmission (an independent airtime count, a trace). */
+  onTransmit?: (sender: SimLink, bytes: number, startMs: number, airtimeMs: number) => void;
+}
+
+/** One sender–receiver pair's radio path. */
+export interface SimReach {
+  /** Probability (0..1) that a reception which neither collided nor met half duplex is lost. */
+  loss: number;
+  /** Reported with the frame; default the receiving link's own. */
+  rssiDbm?: number;
+  snrDb?: number;
 }
 
 export interface SimLinkOptions {
@@ -66,6 +93,7 @@ const MAX_RECEPTIONS = 64;
 
 interface Reception {
   data: Uint8Array;
+  path: SimReach;
   start: number;
   end: number;
   collided: boolean;
@@ -79,20 +107,28 @@ export class SimMedium {
   readonly loss: number;
   readonly delayMs: number;
   readonly collisions: boolean;
+  readonly captureDb: number;
   readonly csmaSlotMs: number;
   readonly bitRate: number | undefined;
   readonly counters: SimMediumCounters = { transmissions: 0, delivered: 0, collisions: 0, halfDuplex: 0, lost: 0 };
   private readonly random: () => number;
   private readonly links = new Set<SimLink>();
+  private readonly reach: SimMediumOptions['reach'];
+  private readonly onTransmit: SimMediumOptions['onTransmit'];
+  private readonly everywhere: SimReach;
 
   constructor(options: SimMediumOptions) {
     this.clock = options.clock;
     this.loss = options.loss ?? 0;
     this.delayMs = options.delayMs ?? 0;
     this.collisions = options.collisions ?? true;
+    this.captureDb = options.captureDb ?? Infinity;
+    if (!(this.captureDb >= 0)) throw new RangeError(`captureDb must be ≥ 0, got ${this.captureDb}`);
     this.csmaSlotMs = options.csmaSlotMs ?? 20;
     if (!(this.csmaSlotMs >= 0 && Number.isFinite(this.csmaSlotMs))) throw new RangeError(`csmaSlotMs must be ≥ 0, got ${this.csmaSlotMs}`);
     this.random = options.random ?? Math.random;
+    this.reach = options.reach;
+    this.onTransmit = options.onTransmit;
     if (!(this.loss >= 0 && this.loss <= 1)) throw new RangeError(`loss must be from 0 to 1, got ${this.loss}`);
     if (!(this.delayMs >= 0 && Number.isFinite(this.delayMs))) throw new RangeError(`delayMs must be ≥ 0, got ${this.delayMs}`);
     this.airtime =
@@ -101,6 +137,7 @@ export class SimMedium {
         ? new FixedRateAirtimeModel({ bitRate: options.bitRate })
         : new LoraAirtimeModel({ sf: 7, bandwidth: 125_000, cr: 5 }));
     this.bitRate = options.bitRate ?? nominalBitRate(this.airtime);
+    this.everywhere = Object.freeze({ loss: this.loss });
   }
 
   /** A new link on this medium, state 'down' until opened. */
@@ -126,9 +163,13 @@ export class SimMedium {
   /** @internal A link started sending `data` now, lasting `airtimeMs`. */
   transmit(sender: SimLink, data: Uint8Array, airtimeMs: number): void {
     this.counters.transmissions++;
-    const start = this.clock.now() + this.delayMs;
+    const now = this.clock.now();
+    this.onTransmit?.(sender, data.length, now, airtimeMs);
+    const start = now + this.delayMs;
     for (const link of this.links) {
-      if (link !== sender && link.channel === sender.channel) link.hear(data, start, start + airtimeMs);
+      if (link === sender || link.channel !== sender.channel) continue;
+      const path = this.reach ? this.reach(sender, link) : this.everywhere;
+      if (path !== undefined) link.hear(data, path, start, start + airtimeMs);
     }
   }
 
@@ -136,7 +177,7 @@ export class SimMedium {
   survives(r: Reception): boolean {
     if (r.collided) this.counters.collisions++;
     else if (r.lostHalfDuplex) this.counters.halfDuplex++;
-    else if (this.loss > 0 && this.random() < this.loss) this.counters.lost++;
+    else if (r.path.loss > 0 && this.random() < r.path.loss) this.counters.lost++;
     else {
       this.counters.delivered++;
       return true;
@@ -229,11 +270,12 @@ export class SimLink extends BaseLink {
   }
 
   /** @internal A transmission reaches this link over [start, end). */
-  hear(data: Uint8Array, start: number, end: number): void {
+  hear(data: Uint8Array, path: SimReach, start: number, end: number): void {
     if (this.state !== 'up') return;
     const tx = this.tx;
     const reception: Reception = {
       data,
+      path,
       start,
       end,
       collided: false,
@@ -241,10 +283,13 @@ export class SimLink extends BaseLink {
       timer: this.medium.clock.setTimer(end, () => this.finish(reception)),
     };
     if (this.medium.collisions) {
+      const capture = this.medium.captureDb;
+      const mine = path.rssiDbm ?? this.rssiDbm;
       for (const other of this.receptions) {
         if (other.start < end && start < other.end) {
-          other.collided = true;
-          reception.collided = true;
+          const theirs = other.path.rssiDbm ?? this.rssiDbm;
+          if (mine < theirs + capture) reception.collided = true;
+          if (theirs < mine + capture) other.collided = true;
         }
       }
     }
@@ -262,7 +307,7 @@ export class SimLink extends BaseLink {
       return;
     }
     // Each receiver gets its own copy, so one listener's changes cannot reach another's.
-    this.deliver({ data: r.data.slice(), at: this.medium.clock.now(), rssiDbm: this.rssiDbm, snrDb: this.snrDb });
+    this.deliver({ data: r.data.slice(), at: this.medium.clock.now(), rssiDbm: r.path.rssiDbm ?? this.rssiDbm, snrDb: r.path.snrDb ?? this.snrDb });
   }
 }
 

@@ -104,6 +104,59 @@ describe('SimMedium and SimLink', () => {
     expect(medium.counters).toMatchObject({ transmissions: 2, collisions: 2, halfDuplex: 2, delivered: 0 });
   });
 
+  it('reach: out of range hears nothing and senses no carrier (hidden terminals collide); each pair its own loss, RSSI and SNR', async () => {
+    // a and c cannot hear each other; b hears both, a at −100 dBm, c at −80 dBm.
+    const reachOf: Record<string, { loss: number; rssiDbm: number; snrDb: number } | undefined> = {
+      'a>b': { loss: 0, rssiDbm: -100, snrDb: 2 },
+      'b>a': { loss: 0, rssiDbm: -100, snrDb: 2 },
+      'c>b': { loss: 0, rssiDbm: -80, snrDb: 12 },
+      'b>c': { loss: 0, rssiDbm: -80, snrDb: 12 },
+    };
+    const starts: string[] = [];
+    const { clock, medium, node } = await setup(['a', 'b', 'c'], {
+      reach: (from, to) => reachOf[`${from.name}>${to.name}`],
+      onTransmit: (sender, n, start) => starts.push(`${sender.name}:${n}@${start}`),
+    });
+    const t = medium.airtime.airtimeMs(16);
+    node('a').link.send(bytes(16, 1));
+    clock.runUntilIdle();
+    expect(node('b').got.map((f) => [f.data[0], f.rssiDbm, f.snrDb])).toEqual([[1, -100, 2]]);
+    expect(node('c').got).toHaveLength(0);
+    // c starts while a is on the air: it senses nothing (out of range), so both reach b at once.
+    node('a').link.send(bytes(16, 2));
+    clock.advance(t / 2);
+    node('c').link.send(bytes(16, 3));
+    clock.runUntilIdle();
+    expect(node('b').got).toHaveLength(1);
+    expect(node('b').link.counters.drops).toEqual({ collision: 2 });
+    expect(starts).toEqual(['a:16@0', `a:16@${t}`, `c:16@${t + t / 2}`]);
+  });
+
+  it('capture: of two overlapping receptions, the one captureDb stronger survives', async () => {
+    const rssi: Record<string, number> = { a: -100, c: -80 };
+    const { clock, medium, node } = await setup(['a', 'b', 'c'], {
+      csmaSlotMs: 0,
+      captureDb: 6,
+      reach: (from, to) => (to.name === 'b' ? { loss: 0, rssiDbm: rssi[from.name]! } : undefined),
+    });
+    const t = medium.airtime.airtimeMs(16);
+    node('a').link.send(bytes(16, 1));
+    clock.advance(t / 2);
+    node('c').link.send(bytes(16, 3));
+    clock.runUntilIdle();
+    // c is 20 dB stronger: its frame survives, a's is lost.
+    expect(node('b').got.map((f) => f.data[0])).toEqual([3]);
+    expect(node('b').link.counters.drops).toEqual({ collision: 1 });
+    // Within 6 dB of each other: both lost, as without capture.
+    rssi.c = -97;
+    node('a').link.send(bytes(16, 4));
+    clock.advance(t / 2);
+    node('c').link.send(bytes(16, 5));
+    clock.runUntilIdle();
+    expect(node('b').got.map((f) => f.data[0])).toEqual([3]);
+    expect(node('b').link.counters.drops).toEqual({ collision: 3 });
+  });
+
   it('does not collide frames that only touch end to start, nor any frames with collisions off', async () => {
     const touching = await setup(['a', 'b', 'c']);
     const t = touching.medium.airtime.airtimeMs(16);

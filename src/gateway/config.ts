@@ -98,8 +98,11 @@ export function validateConfig(c: DaemonConfig): void {
 /** The smallest frame the node must be able to send: a signed HELLO with a few neighbours. */
 export const MIN_USEFUL_FRAME_BYTES = 128;
 
-/** The largest LoRa payload the region's dwell limit, duty cycle and the operator's caps allow for one frame. */
-function loraLargestFrame(c: DaemonConfig, radio: LoraRadio, p: LoraParams): number {
+/**
+ * The largest LoRa payload the region's dwell limit, duty cycle and the operator's caps allow for
+ * one frame (−1: not even an empty one). Throws RegionError for a channel the region does not allow.
+ */
+export function loraLargestFrame(c: Pick<DaemonConfig, 'region' | 'cap'>, radio: { frequency: number }, p: LoraParams): number {
   const limits = airtimeLimits(bandRules(c.region, radio.frequency, p.bandwidth), c.cap ?? {});
   let most = 255;
   if (limits.dwellMs !== undefined) most = Math.min(most, loraMaxPayloadWithin(p, limits.dwellMs));
@@ -120,7 +123,7 @@ function checkLoraCanSend(c: DaemonConfig, radio: LoraRadio): void {
     for (let sf = 12; sf >= 7; sf--) {
       let fits = -1;
       try {
-        fits = loraLargestFrame(c, { ...radio, bandwidth }, { ...p, sf, bandwidth });
+        fits = loraLargestFrame(c, radio, { ...p, sf, bandwidth });
       } catch {
         break; // this bandwidth is not allowed at this frequency
       }

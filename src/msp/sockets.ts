@@ -134,6 +134,8 @@ export interface MspSocketsOptions {
   log?: (line: string) => void;
   /** Largest path payload assumed before a route is known (bytes). Default 150. */
   defaultPathPayload?: number;
+  /** Source of connection ids, a number in [0, 1) (simulations pass a seeded one). Default node:crypto's randomInt. */
+  random?: () => number;
 }
 
 export interface MspSocketsStats {
@@ -223,7 +225,7 @@ export class MspSockets {
   /** Routes changed: every connection's path estimate is read again at the next processing. */
   private pathsStale = false;
   private lastNow = 0;
-  private readonly random: () => number = () => randomInt(0, 0x1_0000_0000) / 0x1_0000_0000;
+  private readonly random: () => number;
 
   /** Called when `processing` should run soon (a datagram arrived); the owner wakes its loop. */
   onWake: (() => void) | undefined;
@@ -232,6 +234,7 @@ export class MspSockets {
     private readonly network: MspNetwork,
     options: MspSocketsOptions = {},
   ) {
+    this.random = options.random ?? (() => randomInt(0, 0x1_0000_0000) / 0x1_0000_0000);
     this.maxSockets = options.maxSockets ?? 1024;
     this.maxLargeWindows = options.maxLargeWindows ?? 8;
     this.maxDataOutCalls = options.maxDataOutCalls ?? 64;

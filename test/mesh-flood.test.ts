@@ -1,0 +1,98 @@
+/**
+ * How TCs flood, on the planner's simulator (src/sim/: the daemon's own gateway loop, pacers and
+ * duty-cycle budgets per node, radios by position and path loss):
+ * - on a dense LoRa grid, counter-based suppression cuts the forwards per TC, and every node
+ *   still learns a route to every other;
+ * - a gateway between fast Wi-Fi nodes (a TC every few seconds) and LoRa nodes at 1 % passes
+ *   only one TC per originator per spacing onto LoRa, the LoRa nodes keep those TCs long enough
+ *   to route through it, and a sensor's datagrams reach the Wi-Fi server.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseScenarioText } from '../src/sim/scenario.js';
+import { SimWorld } from '../src/sim/world.js';
+import type { NodeOptions } from '../src/mesh/node.js';
+
+const HOUR = 3_600_000;
+
+/** A 5 × 5 grid, 2.5 km apart: each node hears its row and column neighbours and the diagonals. */
+function grid(): string {
+  const nodes: string[] = [];
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) nodes.push(`  - { name: g${y}${x}, interfaces: [lora], at: [${x * 2500}, ${y * 2500}] }`);
+  return ['seed: 5', 'media:', '  lora: { kind: lora, frequency: 869525000, sf: 7, pathLossExponent: 3.0 }', 'nodes:', ...nodes].join('\n');
+}
+
+async function run(text: string, ms: number, options: Partial<NodeOptions> = {}): Promise<SimWorld> {
+  const world = new SimWorld(parseScenarioText(text, 'test.yaml'), options);
+  await world.start(ms);
+  world.clock.advanceTo(ms);
+  return world;
+}
+
+function totals(world: SimWorld) {
+  const sum = { tcsSent: 0, tcsForwarded: 0, tcsSuppressed: 0 };
+  for (const n of world.nodes) {
+    sum.tcsSent += n.node.control.counters.tcsSent;
+    sum.tcsForwarded += n.node.control.counters.tcsForwarded;
+    sum.tcsSuppressed += n.node.control.counters.tcsSuppressed;
+  }
+  return sum;
+}
+
+describe('TC flooding on the simulator', () => {
+  it('a dense grid: suppression cuts the forwards per TC, and every node still routes to every other', async () => {
+    const suppressed = await run(grid(), HOUR / 2);
+    const plain = await run(grid(), HOUR / 2, { floodSuppression: false });
+    const a = totals(suppressed);
+    const b = totals(plain);
+    expect(a.tcsSuppressed).toBeGreaterThan(0);
+    expect(b.tcsSuppressed).toBe(0);
+    const perTc = (t: typeof a): number => t.tcsForwarded / t.tcsSent;
+    expect(perTc(a)).toBeLessThan(0.8 * perTc(b));
+    // Routes at one instant of a busy channel: a link may just have dropped; at least 95 % of the
+    // 600 ordered pairs, and no fewer than without suppression.
+    const routes = (w: SimWorld): number => w.nodes.reduce((n, x) => n + x.node.routes().length, 0);
+    console.log(`grid: ${perTc(a).toFixed(1)} forwards per TC with suppression (${a.tcsSuppressed} suppressed), ${perTc(b).toFixed(1)} without; routes ${routes(suppressed)} and ${routes(plain)} of 600`);
+    expect(routes(suppressed)).toBeGreaterThanOrEqual(0.95 * 600);
+    expect(routes(suppressed)).toBeGreaterThanOrEqual(routes(plain) - 6);
+    await suppressed.stop();
+    await plain.stop();
+  });
+
+  it('fast Wi-Fi TCs cross a 1 % LoRa gateway one per spacing; the LoRa side routes to the Wi-Fi side and its datagrams arrive', async () => {
+    const text = `
+seed: 3
+media:
+  lora: { kind: lora, frequency: 868100000, sf: 9, pathLossExponent: 2.9 }
+  wifi: { kind: wifi, pathLossExponent: 3.0 }
+nodes:
+  - { name: gateway, interfaces: [lora, wifi], at: [0, 0] }
+  - { name: server, interfaces: [wifi], at: [20, 10] }
+  - { name: laptop, interfaces: [wifi], at: [-15, 25] }
+  - { name: farm1, interfaces: [lora], at: [3000, 500] }
+  - { name: farm2, interfaces: [lora], at: [-2500, 3500] }
+traffic:
+  - { kind: datagram, from: farm1, to: server, every: 300, bytes: 40 }
+  - { kind: datagram, from: farm2, to: server, every: 300, bytes: 40 }
+`;
+    const world = await run(text, HOUR);
+    const byName = new Map(world.nodes.map((n) => [n.name, n]));
+    const server = byName.get('server')!;
+    // The Wi-Fi nodes flood TCs every few seconds…
+    expect(server.node.control.counters.tcsSent).toBeGreaterThan(100);
+    // …the gateway passed a small fraction of them onto LoRa, within its 1 % budget (36 s an hour).
+    const gateway = byName.get('gateway')!;
+    const lora = gateway.gateway.registry.list().find((e) => e.name === 'lora')!;
+    expect(lora.pacer.counters.sent).toBeLessThan(40);
+    for (const farm of ['farm1', 'farm2']) {
+      const f = byName.get(farm)!;
+      expect(f.gateway.host!.route(server.node.sid), `${farm} routes to the server`).toBeDefined();
+    }
+    const report = world.report(1, 1);
+    expect(report.dutyCycleViolations).toEqual([]);
+    const delivered = report.flows.reduce((n, f) => n + f.delivered, 0);
+    const sent = report.flows.reduce((n, f) => n + f.sent, 0);
+    expect(sent).toBeGreaterThan(15);
+    expect(delivered / sent).toBeGreaterThan(0.8);
+    await world.stop();
+  });
+});
