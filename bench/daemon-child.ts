@@ -4,8 +4,16 @@
  * own. Commands arrive as IPC messages; each gets one reply:
  *
  *   { cmd: 'start', udpPort, peerPort }  → { apiPort, sid }      a daemon on 127.0.0.1:udpPort
+ *   { cmd: 'start', sim: true }          → { apiPort, sid }      a daemon on a simulated radio (as `--sim`)
  *   { cmd: 'cpu' }                       → { cpuMs }              this process's CPU so far
  *   { cmd: 'rss' }                       → { rss }                its resident set, bytes (after a GC when exposed)
+ *   { cmd: 'memory' }                    → MemoryReport           process.memoryUsage() and /proc VmRSS/VmHWM, no GC
+ *   { cmd: 'strokkur-flood', sid, port, count, messageSize, chunkSize }
+ *                                        → FloodReport            `count` chunks, each the first source chunk of
+ *                                                                 a message of its own (a distinct UUID), sent
+ *                                                                 over the mesh to sid:port (bench/memory.ts)
+ *   { cmd: 'counters' }                  → CapCounters            what this daemon counted: its API's Strokkur
+ *                                                                 receiver, the mesh node's admission and drops
  *   { cmd: 'tcp-listen' }                → { port }               the baseline's receiving end
  *   { cmd: 'tcp-wait' }                  → { bytes }              once the baseline's sender ended
  *   { cmd: 'tcp-send', port, bytes }     → { sent }               the baseline's sending end
@@ -19,11 +27,17 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
+import type { Receiver } from '../src/strokkur/receive.js';
+import { floodChunk, memoryReport } from './memory-proc.js';
 
 type Command =
-  | { cmd: 'start'; udpPort: number; peerPort: number; mtu?: number }
+  | { cmd: 'start'; udpPort: number; peerPort: number; mtu?: number; sim?: undefined }
+  | { cmd: 'start'; sim: true }
   | { cmd: 'cpu' }
   | { cmd: 'rss' }
+  | { cmd: 'memory' }
+  | { cmd: 'strokkur-flood'; sid: string; port: number; count: number; messageSize: number; chunkSize: number }
+  | { cmd: 'counters' }
   | { cmd: 'tcp-listen' }
   | { cmd: 'tcp-wait' }
   | { cmd: 'tcp-send'; port: number; bytes: number }
@@ -44,7 +58,9 @@ async function handle(c: Command): Promise<void> {
     case 'start': {
       const dir = mkdtempSync(join(tmpdir(), 'meshgw-bench-'));
       daemon = await startDaemon({
-        interfaces: [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }], ...(c.mtu ? { mtu: c.mtu } : {}) }],
+        interfaces: c.sim
+          ? [{ kind: 'sim' }]
+          : [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }], ...(c.mtu ? { mtu: c.mtu } : {}) }],
         region: 'none',
         keyFile: join(dir, 'identity.json'),
         stateDir: join(dir, 'state'),
@@ -60,6 +76,23 @@ async function handle(c: Command): Promise<void> {
     case 'rss': {
       (globalThis as { gc?: () => void }).gc?.();
       return reply({ rss: process.memoryUsage().rss });
+    }
+    case 'memory':
+      return reply(memoryReport());
+    case 'strokkur-flood':
+      return reply(await strokkurFlood(daemon!, c));
+    case 'counters': {
+      // The API's receiver is private to ApiService; a bench may look (it changes nothing).
+      const receiver = (daemon!.api as unknown as { receiver: Receiver } | undefined)?.receiver;
+      const control = daemon!.node.control.counters;
+      return reply({
+        strokkur: receiver ? { ...receiver.counters, states: receiver.states, bufferedBytes: receiver.bufferedBytes } : undefined,
+        admissionRefused: control.admissionRefused,
+        nodesRefused: control.nodesRefused,
+        linksRefused: control.linksRefused,
+        knownNodes: daemon!.node.control.knownNodes().length,
+        dropped: { ...daemon!.node.counters.dropped },
+      });
     }
     case 'tcp-listen': {
       let done!: (n: number) => void;
@@ -109,6 +142,45 @@ async function handle(c: Command): Promise<void> {
       process.disconnect();
       return;
   }
+}
+
+/**
+ * The Strokkur flood of bench/memory.ts: `count` datagrams from one mesh socket, each the first
+ * source chunk of a message of its own. The socket is one pacer flow (64 frames at most): a
+ * refusal for a full flow or queue waits a millisecond for the loop to send and tries the same
+ * chunk again, so every chunk leaves this daemon; other refusals are counted and skipped.
+ */
+async function strokkurFlood(d: Daemon, c: { sid: string; port: number; count: number; messageSize: number; chunkSize: number }): Promise<{ sent: number; refused: Record<string, number>; ms: number }> {
+  const socket = d.host.bind(0);
+  const to = Uint8Array.from(Buffer.from(c.sid, 'hex'));
+  const refused: Record<string, number> = {};
+  const t0 = performance.now();
+  let sent = 0;
+  try {
+    for (let i = 0; i < c.count; i++) {
+      const bytes = floodChunk(i, c.messageSize, c.chunkSize);
+      for (let tries = 0; ; tries++) {
+        const r = socket.send(to, c.port, bytes);
+        if (r.ok) {
+          sent++;
+          break;
+        }
+        const reason = r.reason;
+        // 'queue-full' also stands for the pacer's flow-full (this socket's 64 frames).
+        if (reason === 'queue-full' && tries < 5000) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+        refused[reason] = (refused[reason] ?? 0) + 1;
+        break;
+      }
+    }
+    // Until the pacer has handed every chunk to the link.
+    await d.drain(10_000);
+  } finally {
+    socket.close();
+  }
+  return { sent, refused, ms: performance.now() - t0 };
 }
 
 process.on('message', (m: Command) => {

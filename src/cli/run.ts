@@ -19,8 +19,9 @@ import { parseRegionName, RegionError, type RegionName } from '../link/airtime/r
 import { LoraParamError, validateLoraParams } from '../link/airtime/lora.js';
 import { ConfigError, validateConfig, type DaemonConfig, type InterfaceSpec } from '../gateway/config.js';
 import { startDaemon, type Daemon } from '../gateway/daemon.js';
-import { ConfigFileError, LOG_LEVELS, loadConfigFile, type FileConfig } from '../gateway/config-file.js';
-import { createDaemonLog, type DaemonLog, type LogLevel } from '../gateway/log.js';
+// The config file's loader (yaml, zod: about 9 MB of heap) is imported only with --config.
+import type { FileConfig } from '../gateway/config-file.js';
+import { createDaemonLog, LOG_LEVELS, type DaemonLog, type LogLevel } from '../gateway/log.js';
 import type { GatewayEvent } from '../gateway/gateway.js';
 import { API_DEFAULT_PORT } from '../api/server.js';
 import { defaultKeyFile } from '../mesh/identity.js';
@@ -337,6 +338,7 @@ export async function runGateway(o: RunOptions, cmd?: Command): Promise<void> {
   let shutdownMs = parseNumberOption('--shutdown-timeout', o.shutdownTimeout, 0, 300) * 1000;
   if (o.config !== undefined) {
     let file: FileConfig;
+    const { ConfigFileError, loadConfigFile } = await import('../gateway/config-file.js');
     try {
       file = loadConfigFile(o.config);
     } catch (err) {

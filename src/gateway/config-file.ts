@@ -24,9 +24,8 @@ export class ConfigFileError extends YamlConfigError {
   override name = 'ConfigFileError';
 }
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-
-export const LOG_LEVELS: readonly LogLevel[] = Object.freeze(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const);
+import { LOG_LEVELS, type LogLevel } from './log.js';
+export { LOG_LEVELS, type LogLevel };
 
 /** The LoRa bandwidths (Hz) of SX127x/SX126x modems. */
 export const LORA_BANDWIDTHS: readonly number[] = Object.freeze([7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000]);

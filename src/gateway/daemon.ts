@@ -14,7 +14,8 @@ import { UdpLink } from '../../drivers/udp.js';
 import { MonotonicClock, type SimClock } from '../link/clock.js';
 import type { Link } from '../link/link.js';
 import { PcapngFile } from '../link/pcap.js';
-import { DaemonMetrics } from './metrics.js';
+// prom-client (metrics.ts) is imported only with --metrics.
+import type { DaemonMetrics } from './metrics.js';
 import type { InterfaceConfig } from '../link/registry.js';
 import { epochFileFor, nextEpoch } from '../mesh/epoch.js';
 import { generateIdentity, loadOrCreateIdentity, sidHex, type Identity } from '../mesh/identity.js';
@@ -258,6 +259,7 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     let metrics: DaemonMetrics | undefined;
     let metricsAt = '';
     if (config.metrics) {
+      const { DaemonMetrics } = await import('./metrics.js');
       metrics = new DaemonMetrics({ identity, node, gateway, msp, api, startedAt });
       try {
         const m = await metrics.listen(config.metrics.host, config.metrics.port);

@@ -27,6 +27,8 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
+export const LOG_LEVELS: readonly LogLevel[] = Object.freeze(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const);
+
 export interface DaemonLogOptions {
   level?: LogLevel;
   /** Human-readable lines instead of JSON; default: whether `stream` is a terminal. */
