@@ -125,8 +125,10 @@ export const MAX_TCS = MAX_NODES;
 export const MAX_TC_EDGES = 64;
 /** TC copies held for their forwarding time at most; beyond, a copy is forwarded at once. */
 export const MAX_PENDING_FORWARDS = 256;
-/** (interface, originator) pairs whose last forward time is kept, at most. */
+/** (interface, originator) forwarding buckets kept, at most (the least recently used goes). */
 const MAX_FORWARD_RECORDS = 4096;
+/** TCs of one originator forwarded onto one interface at once, before one per spacing. */
+const FORWARD_BURST = 3;
 /** Other copies heard that cancel our forward. */
 const FLOOD_COPIES = 2;
 /** A forward waits up to this many full frames' airtime ÷ duty cycle (random), at most MAX_FLOOD_DELAY_MS. */
@@ -447,8 +449,8 @@ export class ControlPlane {
   /** TC copies waiting for their forwarding time, by message digest (insertion order: arrival). */
   private readonly pendingForwards = new Map<string, PendingForward>();
   private nextForwardAt = Infinity;
-  /** When a TC of an originator was last forwarded on an interface (`iface/originator`), least recent first. */
-  private readonly lastForwarded = new Map<string, number>();
+  /** Forwarding tokens per interface and originator (`iface/originator`), least recently used first. */
+  private readonly forwardBuckets = new Map<string, { tokens: number; at: number; seqno: number }>();
   /** The digest of the TC the reader is handling now (set by the TC consumer, read by forward). */
   private currentTcDigest: string | undefined;
   private readonly helloMaxNeighbours: number;
@@ -920,12 +922,11 @@ export class ControlPlane {
     let slowestFrameMs = 0;
     const spacing = Math.max(this.minHelloMs, this.tcInterval() / 4);
     for (const s of this.ifaces.values()) {
-      // One TC per originator per spacing on each interface: an originator on fast links floods
-      // every few seconds, which a slow interface (LoRa) cannot carry; its neighbours keep a TC
-      // for three of their own TC intervals (updateTc), so the latest one every spacing is enough.
-      const key = `${s.cfg.name}/${origin}`;
-      const last = this.lastForwarded.get(key);
-      if (last !== undefined && this.now - last < spacing) continue;
+      // TCs of one originator onto one interface: a burst of FORWARD_BURST (a node's fast start),
+      // then one per spacing. An originator on fast links floods every few seconds, which a slow
+      // interface (LoRa) cannot carry; its neighbours keep a TC for three of their own TC
+      // intervals (updateTc), so the latest one every spacing is enough.
+      if (!this.forwardAllowed(`${s.cfg.name}/${origin}`, message.seqno ?? 0, spacing, false)) continue;
       for (const l of s.links.values()) {
         if (l.id !== origin && !covered.has(l.id) && this.symmetric(l)) {
           wanted.add(s.cfg.name);
@@ -936,12 +937,7 @@ export class ControlPlane {
       }
     }
     if (wanted.size === 0) return;
-    for (const name of wanted) {
-      const key = `${name}/${origin}`;
-      this.lastForwarded.delete(key);
-      this.lastForwarded.set(key, this.now);
-      if (this.lastForwarded.size > MAX_FORWARD_RECORDS) this.lastForwarded.delete(this.lastForwarded.keys().next().value!);
-    }
+    for (const name of wanted) this.forwardAllowed(`${name}/${origin}`, message.seqno ?? 0, spacing, true);
     const forward: PendingForward = { bytes, wanted, origin, seqno: message.seqno ?? 0, at: this.now, copies: 0 };
     if (!this.floodSuppression || digest === undefined || this.pendingForwards.has(digest) || this.pendingForwards.size >= MAX_PENDING_FORWARDS) {
       this.sendForward(forward);
@@ -951,6 +947,23 @@ export class ControlPlane {
     forward.at = this.now + this.random() * Math.min(MAX_FLOOD_DELAY_MS, FLOOD_WINDOW_FRAMES * slowestFrameMs);
     this.pendingForwards.set(digest, forward);
     this.nextForwardAt = Math.min(this.nextForwardAt, forward.at);
+  }
+
+  /**
+   * Whether the (interface, originator) bucket lets this TC through; `take` spends a token. The
+   * fragments of one TC (one seqno) pass on the token its first fragment spent.
+   */
+  private forwardAllowed(key: string, seqno: number, spacing: number, take: boolean): boolean {
+    const b = this.forwardBuckets.get(key);
+    if (b !== undefined && b.seqno === seqno) return true;
+    const tokens = b === undefined ? FORWARD_BURST : Math.min(FORWARD_BURST, b.tokens + (this.now - b.at) / spacing);
+    if (tokens < 1) return false;
+    if (take) {
+      this.forwardBuckets.delete(key);
+      this.forwardBuckets.set(key, { tokens: tokens - 1, at: this.now, seqno });
+      if (this.forwardBuckets.size > MAX_FORWARD_RECORDS) this.forwardBuckets.delete(this.forwardBuckets.keys().next().value!);
+    }
+    return true;
   }
 
   /** Another copy of a TC fragment we hold for forwarding was heard. */
