@@ -85,7 +85,7 @@ describe('meshgw msg over loopback, two processes', () => {
       const r = await run(['msg', 'send', `127.0.0.1:${port}`, path]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      expect(r.stderr).toMatch(new RegExp(`^meshgw: sent ${f.data.length} bytes to 127\\.0\\.0\\.1:${port} in \\d+ chunks .*redundancy 4\\)`));
+      expect(r.stderr).toMatch(new RegExp(`^meshgw: sent ${f.data.length} bytes, named "${f.name}" to 127\\.0\\.0\\.1:${port} in \\d+ chunks .*redundancy 4\\)`));
       // One message at a time, so that the lines come in the order sent.
       await waitFor(() => stdout, new RegExp(`"sha256":"${sha256(f.data)}"`), 10_000);
     }
@@ -94,7 +94,8 @@ describe('meshgw msg over loopback, two processes', () => {
     expect(lines).toHaveLength(3);
     lines.forEach((line, i) => {
       const f = files[i]!;
-      expect(line).toMatchObject({ size: f.data.length, sha256: sha256(f.data) });
+      // Stored under the sender's file name.
+      expect(line).toMatchObject({ name: f.name, size: f.data.length, sha256: sha256(f.data), file: join(outDir, f.name) });
       expect(line.from).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(line.file.startsWith(outDir)).toBe(true);
       expect(Buffer.compare(readFileSync(line.file), Buffer.from(f.data))).toBe(0);
@@ -104,6 +105,44 @@ describe('meshgw msg over loopback, two processes', () => {
     listener.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(stderr).toMatch(/received 3 messages, 0 failed/);
+  });
+
+  it("keeps the sender's file name, made safe; never overwrites; stdin and --no-name send none", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshgw-msg-'));
+    const outDir = join(dir, 'inbox');
+    listener = spawn(process.execPath, [bin, 'msg', 'listen', '--udp', '0', '--host', '127.0.0.1', '--out', outDir]);
+    let stdout = '';
+    let stderr = '';
+    listener.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    listener.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const port = Number((await waitFor(() => stderr, /listening on 127\.0\.0\.1:(\d+)/, 10_000))[1]);
+    const photo = join(dir, 'photo.jpg');
+    const sends: Array<{ args: string[]; data: Uint8Array }> = [
+      { args: [photo], data: seededBytes(3000, 7) },
+      // The same name, other bytes: stored beside it with the digest, the first one kept.
+      { args: [photo], data: seededBytes(2000, 8) },
+      // A hostile name: one path component, safe characters, no leading dot.
+      { args: [photo, '--name', '../../.ssh/authorized keys;rm -rf'], data: seededBytes(100, 9) },
+      { args: [photo, '--no-name'], data: seededBytes(50, 10) },
+    ];
+    for (const s of sends) {
+      writeFileSync(photo, s.data);
+      const r = await run(['msg', 'send', `127.0.0.1:${port}`, ...s.args]);
+      expect(r.code, r.stderr).toBe(0);
+      await waitFor(() => stdout, new RegExp(`"sha256":"${sha256(s.data)}"`), 10_000);
+    }
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { name?: string; size: number; file: string });
+    const d0 = sha256(sends[1]!.data).slice(0, 16);
+    expect(lines.map((l) => [l.name, l.file.slice(outDir.length + 1)])).toEqual([
+      ['photo.jpg', 'photo.jpg'],
+      ['photo.jpg', `photo-${d0}.jpg`],
+      ['../../.ssh/authorized keys;rm -rf', 'authorized_keys_rm_-rf'],
+      [undefined, expect.stringMatching(/^\d{8}T\d{6}\.\d{3}Z-127\.0\.0\.1_\d+-[0-9a-f]{16}$/)],
+    ]);
+    lines.forEach((l, i) => expect(Buffer.compare(readFileSync(l.file), Buffer.from(sends[i]!.data)), l.file).toBe(0));
+    const exited = new Promise<number | null>((resolve) => listener!.on('close', resolve));
+    listener.kill('SIGTERM');
+    expect(await exited).toBe(0);
   });
 
   it('usage errors exit 2 with one line', async () => {

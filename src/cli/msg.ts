@@ -8,9 +8,15 @@
  * `--bit-rate` (a receiver's kernel buffer holds only a few hundred datagrams), waits until every
  * datagram has left, prints one summary line on stderr and exits 0.
  *
+ * A message sent from a file carries the file's name (`--name` gives another, `--no-name` none),
+ * in a small envelope before the file's bytes (msg-name.ts); from stdin it carries none.
+ *
  * listen: prints one JSON line per message received, `{"from":"addr:port","size":N,
- * "sha256":"…"}`; with `--out DIR` it also stores each message in DIR as
- * `<UTC time>-<source>-<first 16 hex digits of the SHA-256>` and adds `"file"`. Receive failures
+ * "sha256":"…"}` (size and digest of the file, without the envelope), with `"name"` when the
+ * sender gave one; with `--out DIR` it also stores each message in DIR — under the sender's name
+ * made safe (one path component, letters, digits and . - _ only; `NAME-<sha prefix>.EXT` when
+ * that file exists already), else as `<UTC time>-<source>-<first 16 hex digits of the
+ * SHA-256>` — never overwriting a file, and adds `"file"`. Receive failures
  * (a checksum mismatch, a malformed chunk) are one line each on stderr. Runs until SIGINT or
  * SIGTERM, then exits 0.
  */
@@ -19,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import type { Endpoint } from '../link/link.js';
 import { MAX_MESSAGE } from '../strokkur/chunk.js';
 import { Strokkur } from '../strokkur/strokkur.js';
@@ -28,6 +34,7 @@ import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js'
 import { apiOptions, withApi, type ApiOptions } from './api-connect.js';
 import { resolveSid } from './ping.js';
 import { hexOfSid, shortSid } from './sid.js';
+import { safeFileName, unwrapNamed, wrapNamed } from './msg-name.js';
 
 export const DEFAULT_MSG_BIT_RATE = 10_000_000;
 /** The mesh port `msg` uses when none is given (Strokkur messages between daemons). */
@@ -43,6 +50,8 @@ export function parseMeshTarget(value: string): { sid: string; port: number | un
 
 interface SendOptions extends Partial<ApiOptions> {
   redundancy?: string;
+  /** A name to give (string), none (false), or the file's own (undefined). */
+  name?: string | false;
   mtu: string;
   bitRate: string;
 }
@@ -101,30 +110,54 @@ export function msgSendOptions(cmd: Command): Command {
       .argument('<target>', `HOST:PORT of a UDP listener (e.g. 127.0.0.1:4270, [::1]:4270), or SID[:PORT] of a mesh node through the daemon (mesh port default ${MESH_MSG_PORT})`)
       .argument('<file>', 'the message: a file, or - to read stdin (1 byte to 4 MiB)')
       .option('--redundancy <r>', 'redundant rows beyond the first (R); default 4')
+      .option('--name <name>', "the name the receiver stores it under (default: the file's name; none from stdin)")
+      .option('--no-name', 'send the bytes alone, without a name')
       .option('--mtu <bytes>', 'largest datagram (UDP only)', '1200')
       .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced (UDP only)', String(DEFAULT_MSG_BIT_RATE)),
   );
 }
 
 /** Through the daemon: the message goes to (sid, port) over the mesh; the daemon paces it by airtime. */
-async function sendOverMesh(target: { sid: string; port: number | undefined }, data: Uint8Array, redundancy: number | undefined, opts: SendOptions): Promise<void> {
+async function sendOverMesh(target: { sid: string; port: number | undefined }, out: Outgoing, redundancy: number | undefined, opts: SendOptions): Promise<void> {
+  const data = out.message;
   const port = target.port ?? MESH_MSG_PORT;
   await withApi({ api: opts.api!, ...(opts.apiToken !== undefined ? { apiToken: opts.apiToken } : {}) }, async (client) => {
     const sid = await resolveSid(client, target.sid);
     const r = await client.strokkur.send(sid, port, data, redundancy !== undefined ? { redundancy } : {});
     if (!r.ok) throw new Error(`the message to ${shortSid(sid)}:${port} was not sent: ${r.error ?? 'unknown reason'}`);
-    process.stderr.write(`meshgw: sent ${data.length} bytes to ${shortSid(sid)}:${port} over the mesh (message ${hexOfSid(r.uuid)})\n`);
+    process.stderr.write(`meshgw: sent ${out.size} bytes${out.named} to ${shortSid(sid)}:${port} over the mesh (message ${hexOfSid(r.uuid)})\n`);
   });
+}
+
+interface Outgoing {
+  message: Uint8Array;
+  /** The file's bytes, without the name. */
+  size: number;
+  /** `, named 'NAME'` for the summary line, or ''. */
+  named: string;
+}
+
+/** The message: the file, with its name in front unless none is wanted (or it would not fit). */
+async function messageToSend(file: string, opts: SendOptions): Promise<Outgoing> {
+  const data = await readMessage(file);
+  const name = opts.name === false ? undefined : typeof opts.name === 'string' ? opts.name : file !== '-' ? basename(file) : undefined;
+  if (name === undefined) return { message: data, size: data.length, named: '' };
+  if (name === '') throw new UsageError('--name must not be empty (--no-name sends without one)');
+  const message = wrapNamed(name, data);
+  if (message.length <= MAX_MESSAGE) return { message, size: data.length, named: `, named ${JSON.stringify(name)}` };
+  process.stderr.write(`meshgw: sending without the name ${JSON.stringify(name)}: with it the message would exceed ${MAX_MESSAGE} bytes\n`);
+  return { message: data, size: data.length, named: '' };
 }
 
 export async function runMsgSendCommand(target: string, file: string, opts: SendOptions): Promise<void> {
   const redundancy = opts.redundancy !== undefined ? parseIntOption('--redundancy', opts.redundancy, 0, 1000) : undefined;
   const mesh = parseMeshTarget(target);
-  if (mesh !== undefined) return sendOverMesh(mesh, await readMessage(file), redundancy, opts);
+  if (mesh !== undefined) return sendOverMesh(mesh, await messageToSend(file, opts), redundancy, opts);
   const { host, port } = parseHostPort(target);
   const mtu = parseIntOption('--mtu', opts.mtu, 64, 65_507);
   const bitRate = parseNumberOption('--bit-rate', opts.bitRate, 0, 1e11);
-  const data = await readMessage(file);
+  const out = await messageToSend(file, opts);
+  const data = out.message;
   let address: string;
   let family: number;
   try {
@@ -142,7 +175,7 @@ export async function runMsgSendCommand(target: string, file: string, opts: Send
       throw new Error(`${transport.counters.sendErrors} of ${r.chunks} datagrams to ${endpointKey(dst)} failed: ${transport.counters.lastSendError}`);
     }
     process.stderr.write(
-      `meshgw: sent ${r.bytes} bytes to ${endpointKey(dst)} in ${r.chunks} chunks of up to ${r.chunkSize} bytes (k=${r.k}, redundancy ${r.redundancy})\n`,
+      `meshgw: sent ${out.size} bytes${out.named} to ${endpointKey(dst)} in ${r.chunks} chunks of up to ${r.chunkSize} bytes (k=${r.k}, redundancy ${r.redundancy})\n`,
     );
   } finally {
     strokkur.close();
@@ -166,19 +199,39 @@ export function messageFileName(at: Date, source: string, sha256: string): strin
   return `${time}-${source.replace(/[^A-Za-z0-9.]+/g, '_').replace(/^_+|_+$/g, '')}-${sha256.slice(0, 16)}`;
 }
 
+/**
+ * Where a message goes in `out`: the sender's name made safe, then that name with the digest
+ * before its extension; without a usable name, `<time>-<source>-<digest>`. The last candidate
+ * that exists already holds these very bytes (same digest).
+ */
+function fileCandidates(out: string, source: string, sha256: string, name: string | undefined): string[] {
+  const safe = name !== undefined ? safeFileName(name) : undefined;
+  if (safe === undefined) return [join(out, messageFileName(new Date(), source, sha256))];
+  const ext = extname(safe);
+  return [join(out, safe), join(out, `${safe.slice(0, safe.length - ext.length)}-${sha256.slice(0, 16)}${ext}`)];
+}
+
 /** One received message: its JSON line on stdout, after its file (with --out) is written. */
-async function reportMessage(out: string | undefined, source: string, bytes: Uint8Array, extra: Record<string, string | number> = {}): Promise<void> {
+async function reportMessage(out: string | undefined, source: string, message: Uint8Array, extra: Record<string, string | number> = {}): Promise<void> {
+  const { name, content: bytes } = unwrapNamed(message);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const line: Record<string, string | number> = { from: source, ...extra, size: bytes.length, sha256 };
+  const line: Record<string, string | number> = { from: source, ...extra, ...(name !== undefined ? { name } : {}), size: bytes.length, sha256 };
   if (out !== undefined) {
-    const file = join(out, messageFileName(new Date(), source, sha256));
-    try {
-      await writeFile(file, bytes, { flag: 'wx' });
-      line.file = file;
-    } catch (err) {
-      // The same message from the same source in the same millisecond: it is already there.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') line.file = file;
-      else process.stderr.write(`meshgw: cannot store the message from ${source}: ${(err as Error).message}\n`);
+    const candidates = fileCandidates(out, source, sha256, name);
+    for (const [i, file] of candidates.entries()) {
+      try {
+        await writeFile(file, bytes, { flag: 'wx' });
+        line.file = file;
+        break;
+      } catch (err) {
+        const exists = (err as NodeJS.ErrnoException).code === 'EEXIST';
+        // The last name carries the digest: if it exists, it holds this message already.
+        if (exists && i === candidates.length - 1) line.file = file;
+        else if (!exists) {
+          process.stderr.write(`meshgw: cannot store the message from ${source}: ${(err as Error).message}\n`);
+          break;
+        }
+      }
     }
   }
   process.stdout.write(JSON.stringify(line) + '\n');
