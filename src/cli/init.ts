@@ -66,6 +66,10 @@ statusInterval: 60
 # terminal; a line repeated within 10 s is written once, then summed up.
 logLevel: info
 
+# Append the log to this file (JSON lines) instead of stderr; SIGHUP (systemctl reload meshgw)
+# reopens it and the capture file, for logrotate. Default: stderr (journald under systemd).
+#logFile: /var/log/meshgw/meshgw.log
+
 # Where the Prometheus metrics endpoint listens (host and port 0..65535), or off.
 # Default: off.
 metrics: off
