@@ -440,11 +440,11 @@ describe('two daemons on a shared KISS medium', () => {
       await until(() => err.includes('listening on mesh port 65'), 15_000, () => err);
       const a = sidToHex(daemons[0]!.identity.sid);
       const sent = await meshgw(['msg', 'send', `${a.slice(0, 10)}:65`, file, '--api', `127.0.0.1:${apiB}`], 40_000);
-      expect(sent.stderr).toMatch(new RegExp(`^meshgw: sent ${body.length} bytes to ${a.slice(0, 12)}…:65 over the mesh \\(message [0-9a-f]{32}\\)\n$`));
+      expect(sent.stderr).toMatch(new RegExp(`^meshgw: sent ${body.length} bytes, named "note.txt" to ${a.slice(0, 12)}…:65 over the mesh \\(message [0-9a-f]{32}\\)\n$`));
       expect(sent.code).toBe(0);
       await until(() => out.includes('\n'), 30_000, () => err);
       const line = JSON.parse(out.trim().split('\n')[0]!) as Record<string, unknown>;
-      expect(line).toMatchObject({ from: sidToHex(daemons[1]!.identity.sid), port: 65, size: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+      expect(line).toMatchObject({ from: sidToHex(daemons[1]!.identity.sid), port: 65, name: 'note.txt', size: body.length, sha256: createHash('sha256').update(body).digest('hex') });
     } finally {
       listener.kill('SIGTERM');
     }
