@@ -5,6 +5,7 @@
  *
  *   { cmd: 'start', udpPort, peerPort }  → { apiPort, sid }      a daemon on 127.0.0.1:udpPort
  *   { cmd: 'start', sim: true }          → { apiPort, sid }      a daemon on a simulated radio (as `--sim`)
+ *   { cmd: 'start', interfaces }         → { apiPort, sid }      a daemon on the interfaces given (bench/bridge.ts)
  *   { cmd: 'cpu' }                       → { cpuMs }              this process's CPU so far
  *   { cmd: 'rss' }                       → { rss }                its resident set, bytes (after a GC when exposed)
  *   { cmd: 'memory' }                    → MemoryReport           process.memoryUsage() and /proc VmRSS/VmHWM, no GC
@@ -26,6 +27,7 @@ import { Session } from 'node:inspector/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { InterfaceSpec } from '../src/gateway/config.js';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
 import type { Receiver } from '../src/strokkur/receive.js';
 import { floodChunk, memoryReport } from './memory-proc.js';
@@ -33,6 +35,7 @@ import { floodChunk, memoryReport } from './memory-proc.js';
 type Command =
   | { cmd: 'start'; udpPort: number; peerPort: number; mtu?: number; sim?: undefined }
   | { cmd: 'start'; sim: true }
+  | { cmd: 'start'; interfaces: InterfaceSpec[]; sim?: undefined; udpPort?: undefined }
   | { cmd: 'cpu' }
   | { cmd: 'rss' }
   | { cmd: 'memory' }
@@ -60,7 +63,9 @@ async function handle(c: Command): Promise<void> {
       daemon = await startDaemon({
         interfaces: c.sim
           ? [{ kind: 'sim' }]
-          : [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }], ...(c.mtu ? { mtu: c.mtu } : {}) }],
+          : 'interfaces' in c
+            ? c.interfaces
+            : [{ kind: 'udp', address: '127.0.0.1', port: c.udpPort, peers: [{ address: '127.0.0.1', port: c.peerPort }], ...(c.mtu ? { mtu: c.mtu } : {}) }],
         region: 'none',
         keyFile: join(dir, 'identity.json'),
         stateDir: join(dir, 'state'),

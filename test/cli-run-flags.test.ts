@@ -62,3 +62,40 @@ describe('KISS TNC parameters', () => {
   });
 });
 
+describe('--mqtt and --tcp-listen / --tcp-connect', () => {
+  it('each flag one interface; the token and the MQTT options go with them', () => {
+    expect(configFromFlags({ ...base, mqtt: ['mqtt://u:p@broker:1883/meshgw', 'mqtts://broker2'], mqttMesh: 'valley' }).interfaces).toEqual([
+      { kind: 'mqtt', url: 'mqtt://u:p@broker:1883/meshgw', mesh: 'valley' },
+      { kind: 'mqtt', url: 'mqtts://broker2', mesh: 'valley' },
+    ]);
+    expect(configFromFlags({ ...base, tcpListen: ['0.0.0.0:4400'], tcpConnect: ['north.example.org:4400', '[2001:db8::1]:4401'], tcpToken: 'a-long-shared-site-token' }).interfaces).toEqual([
+      { kind: 'tcp-listen', host: '0.0.0.0', port: 4400, token: 'a-long-shared-site-token' },
+      { kind: 'tcp-connect', host: 'north.example.org', port: 4400, token: 'a-long-shared-site-token' },
+      { kind: 'tcp-connect', host: '2001:db8::1', port: 4401, token: 'a-long-shared-site-token' },
+    ]);
+  });
+
+  it('malformed bridges are usage errors naming the flag, never echoing a password', () => {
+    const cases: Array<[Partial<RunOptions>, RegExp]> = [
+      [{ mqtt: ['http://broker'] }, /--mqtt must be mqtt:\/\/HOST/],
+      [{ mqtt: ['mqtt//u:hunter2@broker'] }, /--mqtt must be/],
+      [{ mqtt: ['mqtt://broker'], mqttCa: '/nonexistent/ca.pem' }, /--mqtt-ca: cannot read \/nonexistent\/ca\.pem: no such file/],
+      [{ mqtt: ['mqtt://broker'], mqttCert: '/tmp/c.pem' }, /--mqtt-cert and --mqtt-key go together/],
+      [{ mqttMesh: 'valley', sim: true }, /go with --mqtt URL/],
+      [{ tcpListen: ['4400'] }, /--tcp-listen must be HOST:PORT/],
+      [{ tcpConnect: ['host:0'] }, /--tcp-connect/],
+      [{ tcpToken: 'x', sim: true }, /--tcp-token goes with --tcp-listen or --tcp-connect/],
+    ];
+    for (const [flags, message] of cases) {
+      let caught: unknown;
+      try {
+        configFromFlags({ ...base, ...flags });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, JSON.stringify(flags)).toBeInstanceOf(UsageError);
+      expect((caught as Error).message, JSON.stringify(flags)).toMatch(message);
+      expect((caught as Error).message).not.toContain('hunter2');
+    }
+  });
+});

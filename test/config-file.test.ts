@@ -62,7 +62,8 @@ describe('the default config', () => {
     for (const k of topLevel) expect(DEFAULT_CONFIG_YAML).toMatch(new RegExp(`^#?${k}:`, 'm'));
     const nested = ['shortPercent', 'longPercent', 'host', 'port', 'kind', 'name', 'path', 'baudRate', 'radio', 'frequency', 'bandwidth', 'sf', 'cr', 'txPower', 'callsign', 'csma', 'txDelayMs', 'persistence', 'slotTimeMs', 'txTailMs', 'fullDuplex', 'interface', 'peers', 'address', 'mtu'];
     for (const k of nested) expect(DEFAULT_CONFIG_YAML).toMatch(new RegExp(`^ *#?[ -]*${k}:`, 'm'));
-    for (const kind of ['lora', 'kiss', 'slip', 'kiss-tcp', 'udp', 'sim']) expect(DEFAULT_CONFIG_YAML).toMatch(new RegExp(`kind: ${kind}$`, 'm'));
+    for (const kind of ['lora', 'kiss', 'slip', 'kiss-tcp', 'udp', 'mqtt', 'tcp-listen', 'tcp-connect', 'sim']) expect(DEFAULT_CONFIG_YAML).toMatch(new RegExp(`kind: ${kind}$`, 'm'));
+    for (const k of ['url', 'mesh', 'passwordFile', 'caFile', 'tokenFile', 'logFile']) expect(DEFAULT_CONFIG_YAML).toMatch(new RegExp(`^ *#?[ -]*${k}:`, 'm'));
     expect(DEFAULT_CONFIG_YAML).toContain('region: eu868');
     expect(DEFAULT_CONFIG_YAML).toContain('frequency: 869525000');
     expect(DEFAULT_CONFIG_YAML).toContain('frequency: 915000000');
@@ -85,6 +86,10 @@ describe('the default config', () => {
       { kind: 'slip', path: '/dev/ttyUSB1' },
       { kind: 'kiss-tcp', host: '127.0.0.1', port: 8001, callsign: 'N0CALL-2' },
       { kind: 'udp', interface: 'wlan0', port: 4269, peers: [{ address: '192.168.1.20', port: 4269 }], mtu: 1200 },
+      // Secrets and PEM files by file name: loadConfigFile reads them (parseConfigText leaves them).
+      { kind: 'mqtt', url: 'mqtts://gateway-north@broker.example.org:8883/meshgw', mesh: 'valley', passwordFile: 'mqtt-password', caFile: 'broker-ca.pem' },
+      { kind: 'tcp-listen', host: '0.0.0.0', port: 4400, tokenFile: 'site-token' },
+      { kind: 'tcp-connect', host: 'north.example.org', port: 4400, tokenFile: 'site-token' },
       { kind: 'sim' },
     ]);
     // The LoRa examples can send a HELLO under their regions (US915: the 400 ms dwell at SF8).
@@ -258,7 +263,7 @@ describe('errors name the file and the key', () => {
     expect(errorOf('interfaces: [{ kind: kiss, path: /dev/x, csma: { persistence: 1.5 } }]\n')).toBe(`${FILE}: interfaces[0].csma.persistence: must be a number 0..1, got 1.5`);
     expect(errorOf('interfaces: [{ kind: kiss, path: /dev/x, csma: { txTailMs: 2560 } }]\n')).toBe(`${FILE}: interfaces[0].csma.txTailMs: must be a number 0..2550 ms, got 2560`);
     expect(errorOf('logLevel: verbose\n')).toBe(`${FILE}: logLevel: must be one of trace, debug, info, warn, error, fatal, got "verbose"`);
-    expect(errorOf('interfaces: [{ kind: radio }]\n')).toBe(`${FILE}: interfaces[0].kind: must be one of lora, kiss, slip, kiss-tcp, udp, sim, got "radio"`);
+    expect(errorOf('interfaces: [{ kind: radio }]\n')).toBe(`${FILE}: interfaces[0].kind: must be one of lora, kiss, slip, kiss-tcp, udp, mqtt, tcp-listen, tcp-connect, sim, got "radio"`);
     expect(errorOf('interfaces: [{ kind: udp, interface: wlan0, address: 10.0.0.1, port: 1 }]\n')).toBe(`${FILE}: interfaces[0].address: give either interface or address, not both`);
     expect(errorOf('interfaces: [{ kind: udp, address: 10.0.0.300, port: 1 }]\n')).toBe(`${FILE}: interfaces[0].address: must be an IPv4 address, got "10.0.0.300"`);
     expect(errorOf('interfaces: [{ kind: kiss, path: /dev/x, callsign: TOOLONGCALL }]\n')).toMatch(new RegExp(`^${FILE}: interfaces\\[0\\]\\.callsign: .+`));
@@ -313,5 +318,57 @@ describe('apiTokenFile', () => {
     expect(() => loadConfigFile(path)).toThrow(`${path}: apiTokenFile: cannot read ${join(dir, 'token')}: no such file`);
     writeFileSync(join(dir, 'token'), ' \n');
     expect(() => loadConfigFile(path)).toThrow(`${path}: apiTokenFile: ${join(dir, 'token')} is empty`);
+  });
+});
+
+describe('bridge interfaces (mqtt, tcp): secrets from files and the environment', () => {
+  it('passwordFile, caFile and tokenFile are read relative to the config file; passwordEnv from the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgw-cfg-bridge-'));
+    try {
+      writeFileSync(join(dir, 'pw'), 's3cret\n');
+      writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+      writeFileSync(join(dir, 'token'), 'a-long-shared-site-token\n');
+      process.env.MESHGW_TEST_MQTT_PW = 'from-env';
+      const path = join(dir, 'meshgw.yaml');
+      writeFileSync(
+        path,
+        [
+          'interfaces:',
+          '  - { kind: mqtt, url: "mqtts://north@broker:8883/m", passwordFile: pw, caFile: ca.pem, framesPerSecond: 20 }',
+          '  - { kind: mqtt, url: "mqtt://broker", passwordEnv: MESHGW_TEST_MQTT_PW }',
+          '  - { kind: tcp-listen, host: 0.0.0.0, port: 4400, tokenFile: token }',
+        ].join('\n'),
+      );
+      const c = loadConfigFile(path);
+      expect(c.interfaces).toEqual([
+        { kind: 'mqtt', url: 'mqtts://north@broker:8883/m', password: 's3cret', ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', framesPerSecond: 20 },
+        { kind: 'mqtt', url: 'mqtt://broker', password: 'from-env' },
+        { kind: 'tcp-listen', host: '0.0.0.0', port: 4400, token: 'a-long-shared-site-token' },
+      ]);
+      const bad = (yaml: string): string => {
+        writeFileSync(path, yaml);
+        try {
+          loadConfigFile(path);
+        } catch (err) {
+          return (err as Error).message;
+        }
+        return 'no error';
+      };
+      expect(bad('interfaces:\n  - { kind: mqtt, url: "mqtt://b", password: x, passwordFile: pw }\n')).toBe(`${path}: interfaces[0]: give one of password, passwordFile, not several`);
+      expect(bad('interfaces:\n  - { kind: mqtt, url: "mqtt://b", passwordEnv: MESHGW_NOT_SET_ANYWHERE }\n')).toBe(`${path}: interfaces[0].passwordEnv: the environment variable MESHGW_NOT_SET_ANYWHERE is not set`);
+      expect(bad('interfaces:\n  - { kind: tcp-connect, host: h, port: 1, tokenFile: nope }\n')).toBe(`${path}: interfaces[0].tokenFile: cannot read ${join(dir, 'nope')}: no such file`);
+      expect(bad('interfaces:\n  - { kind: mqtt, url: "http://b" }\n')).toMatch(/interfaces\[0\]\.url: must be mqtt:\/\/HOST/);
+      expect(bad('interfaces:\n  - { kind: mqtt, url: "mqtt://b", certFile: ca.pem }\n')).toBe(`${path}: interfaces[0]: certFile and keyFile go together`);
+    } finally {
+      delete process.env.MESHGW_TEST_MQTT_PW;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a TCP listener beyond loopback needs a token', () => {
+    const base = { keyFile: 'k', stateDir: 's', statusIntervalMs: 0, region: 'none' as const };
+    expect(() => validateConfig({ ...base, interfaces: [{ kind: 'tcp-listen', host: '0.0.0.0', port: 4400 }] })).toThrow(/--tcp-listen 0\.0\.0\.0:4400 listens beyond loopback: give --tcp-token/);
+    expect(() => validateConfig({ ...base, interfaces: [{ kind: 'tcp-listen', host: '127.0.0.1', port: 4400 }] })).not.toThrow();
+    expect(() => validateConfig({ ...base, interfaces: [{ kind: 'tcp-listen', host: '0.0.0.0', port: 4400, token: 'a-long-shared-site-token' }] })).not.toThrow();
   });
 });

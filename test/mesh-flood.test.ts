@@ -10,7 +10,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseScenarioText } from '../src/sim/scenario.js';
 import { SimWorld } from '../src/sim/world.js';
-import type { NodeOptions } from '../src/mesh/node.js';
+import { MeshNode, type NodeOptions } from '../src/mesh/node.js';
+import { SimMedium, type SimLink } from '../drivers/sim.js';
+import { FixedRateAirtimeModel } from '../src/link/airtime/fixed-rate.js';
+import { VirtualClock } from '../src/link/clock.js';
+import { MeshRunner } from '../src/gateway/mesh-runner.js';
+import { identityFromSecret } from '../src/mesh/identity.js';
+import { Prng } from '../src/link/prng.js';
 
 const HOUR = 3_600_000;
 
@@ -95,4 +101,67 @@ traffic:
     expect(delivered / sent).toBeGreaterThan(0.8);
     await world.stop();
   });
+});
+
+/**
+ * A, B and C on one medium where B hears both and A and C do not hear each other — except that
+ * on a full-mesh interface (an MQTT topic) that cannot happen for long, and B must not send back
+ * onto it what came from it: neither A's TCs (flooding) nor a frame whose next hop is there too.
+ */
+function triangle(fullMesh: boolean) {
+  const clock = new VirtualClock(0);
+  const medium = new SimMedium({ clock, airtime: new FixedRateAirtimeModel({ bitRate: 1_000_000, maxBytes: 1200 }), csmaSlotMs: 1, reach: (f, t) => (f.name === 'b' || t.name === 'b' ? { loss: 0 } : undefined) });
+  const nodes = ['a', 'b', 'c'].map((n, i) => {
+    const prng = new Prng(77 + i);
+    const node = new MeshNode({ identity: identityFromSecret(new Uint8Array(32).fill(0x40 + i)), epoch: 1, random: () => prng.next() });
+    const link: SimLink = medium.attach(n, { mtu: 1200 });
+    void link.open();
+    node.addInterface({ name: 'm', mtu: 1200, airtimeMs: (x) => link.airtime.airtimeMs(Math.min(x, 1200)), ...(fullMesh ? { fullMesh: true } : {}) }, 0);
+    const runner = new MeshRunner({ node, clock, links: new Map([['m', link]]) });
+    runner.start();
+    return node;
+  });
+  clock.advanceTo(120_000);
+  return { clock, nodes };
+}
+
+describe('full-mesh interfaces', () => {
+  it('a TC that came from a full-mesh interface is not flooded back onto it (on a radio it is)', () => {
+    const radio = triangle(false);
+    const mqtt = triangle(true);
+    expect(radio.nodes[1]!.control.counters.tcsForwarded).toBeGreaterThan(0);
+    expect(mqtt.nodes[1]!.control.counters.tcsForwarded).toBe(0);
+  });
+
+  it('a unicast frame whose next hop is on the interface it came from is dropped there, counted', () => {
+    // A and C also share a slow radio (w), where they learn each other's TCs; their cheapest
+    // path is still the fast full-mesh medium through B — which must not send the frame back.
+    const clock = new VirtualClock(0);
+    const fast = new SimMedium({ clock, airtime: new FixedRateAirtimeModel({ bitRate: 1_000_000, maxBytes: 1200 }), csmaSlotMs: 1, reach: (f, t) => (f.name === 'b' || t.name === 'b' ? { loss: 0 } : undefined) });
+    const slow = new SimMedium({ clock, airtime: new FixedRateAirtimeModel({ bitRate: 1200, maxBytes: 1200 }), csmaSlotMs: 1 });
+    const nodes = ['a', 'b', 'c'].map((n, i) => {
+      const prng = new Prng(90 + i);
+      const node = new MeshNode({ identity: identityFromSecret(new Uint8Array(32).fill(0x50 + i)), epoch: 1, random: () => prng.next() });
+      const links = new Map<string, SimLink>([['m', fast.attach(n, { mtu: 1200 })]]);
+      if (n !== 'b') links.set('w', slow.attach(n, { mtu: 1200 }));
+      for (const [name, link] of links) {
+        void link.open();
+        node.addInterface({ name, mtu: 1200, airtimeMs: (x) => link.airtime.airtimeMs(Math.min(x, 1200)), ...(name === 'm' ? { fullMesh: true } : {}) }, 0);
+      }
+      new MeshRunner({ node, clock, links }).start();
+      return node;
+    });
+    const [a, b, c] = nodes as [MeshNode, MeshNode, MeshNode];
+    clock.advanceTo(300_000);
+    const route = a.routes().find((r) => r.destination === Buffer.from(c.sid.subarray(0, 16)).toString('hex'));
+    expect(route).toMatchObject({ iface: 'm', hops: 2 });
+    const got: Uint8Array[] = [];
+    c.bind(41).on('message', (_f, _p, bytes) => got.push(bytes));
+    expect(a.bind(40).send(c.sid, 41, Uint8Array.of(1, 2, 3))).toEqual({ ok: true });
+    clock.advanceTo(clock.now() + 5_000);
+    expect(b.counters.dropped['full-mesh-return']).toBe(1);
+    expect(b.counters.forwarded).toBe(0);
+    expect(got).toHaveLength(0);
+  });
+;
 });

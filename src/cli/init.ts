@@ -81,8 +81,8 @@ metrics: off
 # (a second signal exits at once). Default: 5.
 shutdownTimeout: 5
 
-# The interfaces the daemon runs on, each with a kind: lora, kiss, slip, kiss-tcp, udp or
-# sim. Any but sim may have a name (default: from its kind and position, e.g. lora0; a udp
+# The interfaces the daemon runs on, each with a kind: lora, kiss, slip, kiss-tcp, udp,
+# mqtt, tcp-listen, tcp-connect or sim. Any but sim may have a name (default: from its kind and position, e.g. lora0; a udp
 # interface is named after its network interface). Absent or empty: the daemon refuses to
 # start. Uncomment the ones you have.
 interfaces:
@@ -150,6 +150,32 @@ interfaces:
   #    - address: 192.168.1.20
   #      port: 4269
   #  mtu: 1200
+
+  # A bridge to other sites through an MQTT broker (Mosquitto, EMQX, HiveMQ…): url
+  # mqtt[s]://[user@]host[:port][/prefix] (prefix default meshgw). Topics:
+  # PREFIX/MESH/<short SID>/f (frames, sealed end to end) and PREFIX/MESH/<short SID>/status
+  # (retained JSON; offline by last will). mesh: the mesh's name, default mesh. The password
+  # inline, or better from passwordFile (relative to this file) or passwordEnv (a variable's
+  # name); caFile for mqtts://, certFile + keyFile for a client certificate. Rates: at most
+  # framesPerSecond (default 100) and bytesPerSecond (default 1000000) out; mtu default 4096.
+  #- kind: mqtt
+  #  url: mqtts://gateway-north@broker.example.org:8883/meshgw
+  #  mesh: valley
+  #  passwordFile: mqtt-password
+  #  caFile: broker-ca.pem
+
+  # A direct link between two sites over TCP: one end listens, the other connects. Beyond
+  # loopback the listener needs a token, the same at both ends (token, tokenFile or
+  # tokenEnv); it is checked by challenge and response before any frame is taken. Rates and
+  # mtu as for mqtt.
+  #- kind: tcp-listen
+  #  host: 0.0.0.0
+  #  port: 4400
+  #  tokenFile: site-token
+  #- kind: tcp-connect
+  #  host: north.example.org
+  #  port: 4400
+  #  tokenFile: site-token
 
   # A simulated radio with a simulated neighbour node on it: runs without hardware.
   # Remove it once a real interface is uncommented. (It takes no name.)

@@ -12,6 +12,7 @@
  *   later SIGHUP succeeds.
  */
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { KISS_MAX_TIME_MS, type KissCsmaConfig } from '../link/csma.js';
 import { dirname } from 'node:path';
@@ -35,6 +36,14 @@ export interface RunOptions {
   udp?: string;
   udpPort: string;
   peer?: string[];
+  mqtt?: string[];
+  mqttCa?: string;
+  mqttCert?: string;
+  mqttKey?: string;
+  mqttMesh?: string;
+  tcpListen?: string[];
+  tcpConnect?: string[];
+  tcpToken?: string;
   sim?: boolean;
   region: string;
   frequency?: string;
@@ -72,6 +81,14 @@ export function runOptions(cmd: Command): Command {
     .option('--udp <iface|addr[:port]>', 'Wi-Fi ad hoc interface name (e.g. wlan0), or an IPv4 bind address with an optional port')
     .option('--udp-port <port>', 'UDP port of the mesh on --udp (unless --udp gives one)', '4269')
     .option('--peer <addr:port>', 'a static UDP peer that gets every one-to-all frame (repeatable), for links without broadcast, e.g. two daemons on one host', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--mqtt <url>', 'bridge to other sites through an MQTT broker: mqtt[s]://[user[:pass]@]host[:port][/prefix] (repeatable); the password may come from $MESHGW_MQTT_PASSWORD instead', collect)
+    .option('--mqtt-ca <file>', 'CA certificate (PEM) that signed the broker\'s, for mqtts://')
+    .option('--mqtt-cert <file>', 'client certificate (PEM) for the broker, with --mqtt-key')
+    .option('--mqtt-key <file>', 'client key (PEM) for the broker')
+    .option('--mqtt-mesh <name>', 'the mesh\'s name in the topics (PREFIX/NAME/…); default mesh')
+    .option('--tcp-listen <host:port>', 'a direct link to another site: listen here (repeatable); beyond loopback it needs --tcp-token', collect)
+    .option('--tcp-connect <host:port>', 'a direct link to another site: connect there (repeatable)', collect)
+    .option('--tcp-token <token>', 'the secret both ends of a TCP link share (or $MESHGW_TCP_TOKEN)')
     .option('--sim', 'a simulated radio with a simulated neighbour node, when no hardware is attached')
     .option('--region <name>', 'regional rules for radio interfaces: eu868, us915 or none', 'none')
     .option('--frequency <hz>', 'LoRa frequency in Hz (required with --driver lora)')
@@ -100,6 +117,50 @@ export function runOptions(cmd: Command): Command {
     .option('--log-file <file>', 'append the log to FILE as JSON lines instead of stderr; SIGHUP reopens it and the --pcap file (logrotate)');
 }
 
+/** commander's accumulator for repeatable options. */
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+/** The contents of a PEM file a flag names; UsageError when it cannot be read. */
+function pemFile(flag: string, path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+/** `--mqtt URL`s, `--tcp-listen`/`--tcp-connect HOST:PORT`s, with their shared options. */
+function bridgeInterfaces(o: RunOptions): InterfaceSpec[] {
+  const out: InterfaceSpec[] = [];
+  const mqtts = o.mqtt ?? [];
+  if (mqtts.length === 0 && (o.mqttCa ?? o.mqttCert ?? o.mqttKey ?? o.mqttMesh) !== undefined) throw new UsageError('--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-mesh go with --mqtt URL');
+  if ((o.mqttCert === undefined) !== (o.mqttKey === undefined)) throw new UsageError('--mqtt-cert and --mqtt-key go together');
+  const ca = pemFile('--mqtt-ca', o.mqttCa);
+  const cert = pemFile('--mqtt-cert', o.mqttCert);
+  const key = pemFile('--mqtt-key', o.mqttKey);
+  const password = process.env.MESHGW_MQTT_PASSWORD;
+  for (const url of mqtts) {
+    if (!/^mqtts?:\/\/[^/\s]+/.test(url)) throw new UsageError(`--mqtt must be mqtt://HOST[:PORT][/PREFIX] or mqtts://…, got '${url.replace(/:[^:@/]*@/, ':***@')}'`);
+    out.push({
+      kind: 'mqtt',
+      url,
+      ...(o.mqttMesh !== undefined ? { mesh: o.mqttMesh } : {}),
+      ...(password !== undefined && password !== '' ? { password } : {}),
+      ...(ca !== undefined ? { ca } : {}),
+      ...(cert !== undefined ? { cert } : {}),
+      ...(key !== undefined ? { key } : {}),
+    });
+  }
+  const token = o.tcpToken ?? (process.env.MESHGW_TCP_TOKEN || undefined);
+  for (const t of o.tcpListen ?? []) out.push({ kind: 'tcp-listen', ...hostPort('--tcp-listen', t, 0), ...(token !== undefined ? { token } : {}) });
+  for (const t of o.tcpConnect ?? []) out.push({ kind: 'tcp-connect', ...hostPort('--tcp-connect', t), ...(token !== undefined ? { token } : {}) });
+  if (token !== undefined && (o.tcpListen ?? o.tcpConnect) === undefined) throw new UsageError('--tcp-token goes with --tcp-listen or --tcp-connect');
+  return out;
+}
+
 /** `--api HOST:PORT` (IPv6 in brackets) or `off`. */
 function apiAddress(text: string): { host: string; port: number } | undefined {
   if (text === 'off') return undefined;
@@ -108,10 +169,10 @@ function apiAddress(text: string): { host: string; port: number } | undefined {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: parseIntOption('--api', m[2]!, 0, 65_535) };
 }
 
-function hostPort(flag: string, text: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(text);
+function hostPort(flag: string, text: string, minPort = 1): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(text);
   if (!m) throw new UsageError(`${flag} must be HOST:PORT, got '${text}'`);
-  return { host: m[1]!, port: parseIntOption(flag, m[2]!, 1, 65_535) };
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: parseIntOption(flag, m[2]!, minPort, 65_535) };
 }
 
 /** The flags as a DaemonConfig; throws UsageError for a flag that cannot work. */
@@ -158,6 +219,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
   if (o.kissTcp !== undefined) interfaces.push({ kind: 'kiss-tcp', ...hostPort('--kiss-tcp', o.kissTcp), ...kissExtra });
   if (o.udp !== undefined) interfaces.push(udpInterface(o.udp, o.udpPort, o.peer ?? []));
   else if (o.peer !== undefined) throw new UsageError('--peer needs --udp (the interface that sends to the peer)');
+  interfaces.push(...bridgeInterfaces(o));
   if (o.sim) interfaces.push({ kind: 'sim' });
   // No interface at all: a simulated radio, so that `npx meshgw` shows a working node anywhere.
   if (interfaces.length === 0) interfaces.push({ kind: 'sim' });
@@ -180,7 +242,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
 }
 
 /** Flags that name interfaces: given on the command line, they replace the file's interfaces. */
-const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'kissTcp', 'udp', 'udpPort', 'peer', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
+const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'kissTcp', 'udp', 'udpPort', 'peer', 'mqtt', 'mqttCa', 'mqttCert', 'mqttKey', 'mqttMesh', 'tcpListen', 'tcpConnect', 'tcpToken', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
 
 /**
  * The config file under the flags: every setting the command line did not give comes from the

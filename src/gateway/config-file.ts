@@ -135,7 +135,7 @@ const csma = strict({
   fullDuplex: bool(),
 }).partial();
 
-const INTERFACE_KINDS = ['lora', 'kiss', 'slip', 'kiss-tcp', 'udp', 'sim'] as const;
+const INTERFACE_KINDS = ['lora', 'kiss', 'slip', 'kiss-tcp', 'udp', 'mqtt', 'tcp-listen', 'tcp-connect', 'sim'] as const;
 
 const lora = strict({ kind: z.literal('lora'), name: name.optional(), path, baudRate: baudRate.optional(), radio });
 const kiss = strict({
@@ -171,7 +171,40 @@ const udp = strict({
 });
 const sim = strict({ kind: z.literal('sim') });
 
-const interfaceSchema = z.discriminatedUnion('kind', [lora, kiss, slip, kissTcp, udp, sim], {
+/** Secrets and PEM files may be given inline, as a file (relative to the config file) or as an environment variable's name. */
+const envName = z.string({ error: expect('must be an environment variable name') }).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: expect('must be an environment variable name') });
+const bridgeRates = {
+  mtu: int(256, 65_535, ' bytes').optional(),
+  framesPerSecond: num(0.1, 100_000, ' frames/s').optional(),
+  bytesPerSecond: num(100, 1e9, ' bytes/s').optional(),
+};
+const mqtt = strict({
+  kind: z.literal('mqtt'),
+  name: name.optional(),
+  url: z.string({ error: expect('must be mqtt://HOST[:PORT][/PREFIX] or mqtts://…') }).regex(/^mqtts?:\/\/[^/\s]+/, { error: expect('must be mqtt://HOST[:PORT][/PREFIX] or mqtts://…') }),
+  mesh: z.string({ error: expect('must be a mesh name of letters, digits, _ and -') }).regex(/^[A-Za-z0-9_-]{1,64}$/, { error: expect('must be a mesh name of letters, digits, _ and -') }).optional(),
+  username: str('a user name').optional(),
+  password: str('a password').optional(),
+  passwordFile: str('a file holding the password').optional(),
+  passwordEnv: envName.optional(),
+  caFile: str('a PEM file').optional(),
+  certFile: str('a PEM file').optional(),
+  keyFile: str('a PEM file').optional(),
+  ...bridgeRates,
+});
+const tcpCommon = {
+  name: name.optional(),
+  host: str('a host name or address'),
+  port: int(0, 65_535),
+  token: str('a shared secret').optional(),
+  tokenFile: str('a file holding the shared secret').optional(),
+  tokenEnv: envName.optional(),
+  ...bridgeRates,
+};
+const tcpListen = strict({ kind: z.literal('tcp-listen'), ...tcpCommon });
+const tcpConnect = strict({ kind: z.literal('tcp-connect'), ...tcpCommon });
+
+const interfaceSchema = z.discriminatedUnion('kind', [lora, kiss, slip, kissTcp, udp, mqtt, tcpListen, tcpConnect, sim], {
   error: (iss) => {
     const kinds = `must be one of ${INTERFACE_KINDS.join(', ')}`;
     if (iss.code === 'invalid_union') {
@@ -250,7 +283,46 @@ export function loadConfigFile(path: string): FileConfig {
     config.apiTokenFile = tokenFile;
     config.apiToken = token;
   }
+  (config.interfaces ?? []).forEach((spec, i) => resolveSecrets(spec as unknown as Record<string, unknown>, `interfaces[${i}]`, path));
   return config;
+}
+
+/**
+ * An MQTT or TCP interface's secrets and PEM files from where the file says: `passwordFile` /
+ * `tokenFile` (trimmed) and `caFile`, `certFile`, `keyFile` (relative to the config file's
+ * directory), `passwordEnv` / `tokenEnv` (an environment variable). One source per secret.
+ */
+function resolveSecrets(spec: Record<string, unknown>, where: string, configPath: string): void {
+  const read = (key: string, file: unknown, trim: boolean): string => {
+    const full = resolve(dirname(configPath), String(file));
+    let text: string;
+    try {
+      text = readFileSync(full, 'utf8');
+    } catch (err) {
+      throw new ConfigFileError(`${configPath}: ${where}.${key}: cannot read ${full}: ${readReason(err)}`);
+    }
+    if (trim) text = text.trim();
+    if (text === '') throw new ConfigFileError(`${configPath}: ${where}.${key}: ${full} is empty`);
+    return text;
+  };
+  for (const [secret, fileKey, envKey] of [['password', 'passwordFile', 'passwordEnv'], ['token', 'tokenFile', 'tokenEnv']] as const) {
+    const given = [secret, fileKey, envKey].filter((k) => spec[k] !== undefined);
+    if (given.length > 1) throw new ConfigFileError(`${configPath}: ${where}: give one of ${given.join(', ')}, not several`);
+    if (spec[fileKey] !== undefined) spec[secret] = read(fileKey, spec[fileKey], true);
+    if (spec[envKey] !== undefined) {
+      const value = process.env[String(spec[envKey])];
+      if (value === undefined || value === '') throw new ConfigFileError(`${configPath}: ${where}.${envKey}: the environment variable ${String(spec[envKey])} is not set`);
+      spec[secret] = value;
+    }
+    delete spec[fileKey];
+    delete spec[envKey];
+  }
+  for (const [pem, fileKey] of [['ca', 'caFile'], ['cert', 'certFile'], ['key', 'keyFile']] as const) {
+    if (spec[fileKey] === undefined) continue;
+    spec[pem] = read(fileKey, spec[fileKey], false);
+    delete spec[fileKey];
+  }
+  if ((spec.cert === undefined) !== (spec.key === undefined) && spec.kind === 'mqtt') throw new ConfigFileError(`${configPath}: ${where}: certFile and keyFile go together`);
 }
 
 /** The file's interfaces (none when it gives none). */

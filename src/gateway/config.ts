@@ -17,6 +17,17 @@ export interface LoraRadio {
   txPower: number;
 }
 
+/** What both ends of a site-to-site TCP link are configured with. */
+export interface TcpSpec {
+  name?: string;
+  host: string;
+  port: number;
+  token?: string;
+  mtu?: number;
+  framesPerSecond?: number;
+  bytesPerSecond?: number;
+}
+
 export type InterfaceSpec =
   | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio }
   /** `csma`: only the TNC parameters to set (none by default: the TNC keeps its own). */
@@ -28,6 +39,28 @@ export type InterfaceSpec =
    * `mtu`: largest datagram, default 1200 (safe on any IPv6 path); up to 65,507.
    */
   | { kind: 'udp'; name?: string; interface?: string; address?: string; port: number; peers?: Array<{ address: string; port: number }>; mtu?: number }
+  /**
+   * A bridge to other sites through an MQTT broker (drivers/mqtt.ts). `url`:
+   * mqtt[s]://[user[:pass]@]host[:port][/prefix]; credentials and TLS material as values (the
+   * config file may read them from files or the environment). Rates: the outgoing caps.
+   */
+  | {
+      kind: 'mqtt';
+      name?: string;
+      url: string;
+      mesh?: string;
+      username?: string;
+      password?: string;
+      ca?: string;
+      cert?: string;
+      key?: string;
+      mtu?: number;
+      framesPerSecond?: number;
+      bytesPerSecond?: number;
+    }
+  /** A direct TCP link between two sites (drivers/tcp.ts): one end listens, the other connects; `token` shared. */
+  | ({ kind: 'tcp-listen' } & TcpSpec)
+  | ({ kind: 'tcp-connect' } & TcpSpec)
   /** A simulated radio with a simulated neighbour node on it. */
   | { kind: 'sim' };
 
@@ -75,6 +108,10 @@ export function validateConfig(c: DaemonConfig): void {
     const name = interfaceName(i, 0);
     if (names.has(name)) throw new ConfigError(`two interfaces are named '${name}'`);
     names.add(name);
+    if (i.kind === 'tcp-listen' && !isLoopback(i.host) && (i.token === undefined || i.token === '')) {
+      throw new ConfigError(`--tcp-listen ${i.host.includes(':') ? `[${i.host}]` : i.host}:${i.port} listens beyond loopback: give --tcp-token TOKEN (the same at both ends), because anyone can connect to a TCP port`);
+    }
+    if (i.kind === 'mqtt' && !/^mqtts?:\/\/[^/\s]+/.test(i.url)) throw new ConfigError(`an MQTT interface needs a URL mqtt://HOST[:PORT][/PREFIX] or mqtts://…`);
     if ((i.kind === 'kiss' || i.kind === 'slip' || i.kind === 'kiss-tcp') && c.region !== 'none' && c.frequency === undefined) {
       throw new ConfigError(`--region ${c.region} needs --frequency for the ${i.kind} interface`);
     }
@@ -155,6 +192,12 @@ export function interfaceName(spec: InterfaceSpec, index: number): string {
       return `kisstcp${n}`;
     case 'udp':
       return spec.interface ?? `udp${n}`;
+    case 'mqtt':
+      return `mqtt${n}`;
+    case 'tcp-listen':
+      return `tcpl${n}`;
+    case 'tcp-connect':
+      return `tcp${n}`;
     case 'sim':
       return `sim${n}`;
   }

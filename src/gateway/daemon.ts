@@ -25,6 +25,7 @@ import { newBootNonce } from '../mesh/seal.js';
 import { validateConfig, interfaceName, type DaemonConfig, type InterfaceSpec } from './config.js';
 import { MspService } from '../msp/service.js';
 import { EchoService } from '../api/echo.js';
+import { meshgwVersion } from '../api/protocol.js';
 import { ApiService } from '../api/server.js';
 import { Gateway, type GatewayEvent, type GatewayService } from './gateway.js';
 import type { MeshHost } from './host.js';
@@ -76,8 +77,20 @@ interface BuiltInterface {
   authOnly?: boolean;
 }
 
-/** Builds the links a config names (nothing is opened yet). */
-export function buildInterfaces(config: DaemonConfig, clock: SimClock, log: (line: string) => void): { interfaces: BuiltInterface[]; services: GatewayService[] } {
+/** What an MQTT interface publishes as its retained status (filled in once the gateway exists). */
+export type StatusSource = () => Record<string, unknown>;
+
+/**
+ * Builds the links a config names (nothing is opened yet). The MQTT and TCP drivers are imported
+ * only when a config names them. `status` gives the MQTT interfaces their retained status.
+ */
+export async function buildInterfaces(
+  config: DaemonConfig,
+  clock: SimClock,
+  log: (line: string) => void,
+  sid?: Uint8Array,
+  status?: StatusSource,
+): Promise<{ interfaces: BuiltInterface[]; services: GatewayService[] }> {
   const radio: InterfaceConfig = { region: config.region, ...(config.cap ? { cap: config.cap } : {}) };
   const tnc: InterfaceConfig = { ...radio, ...(config.frequency !== undefined ? { frequency: config.frequency } : {}) };
   const interfaces: BuiltInterface[] = [];
@@ -87,7 +100,7 @@ export function buildInterfaces(config: DaemonConfig, clock: SimClock, log: (lin
     const index = counts.get(spec.kind) ?? 0;
     counts.set(spec.kind, index + 1);
     const name = interfaceName(spec, index);
-    const built = buildOne(spec, name, radio, tnc, config, clock, log);
+    const built = spec.kind === 'mqtt' || spec.kind === 'tcp-listen' || spec.kind === 'tcp-connect' ? { iface: await buildBridge(spec, name, log, sid, status) } : buildOne(spec, name, radio, tnc, config, clock, log);
     interfaces.push(built.iface);
     if (built.service) services.push(built.service);
   }
@@ -95,7 +108,7 @@ export function buildInterfaces(config: DaemonConfig, clock: SimClock, log: (lin
 }
 
 function buildOne(
-  spec: InterfaceSpec,
+  spec: Exclude<InterfaceSpec, { kind: 'mqtt' | 'tcp-listen' | 'tcp-connect' }>,
   name: string,
   radio: InterfaceConfig,
   tnc: InterfaceConfig,
@@ -145,6 +158,43 @@ function buildOne(
       return { iface: { link, config: {} }, service: simNeighbour(medium.attach(`${name}-neighbour`), clock) };
     }
   }
+}
+
+/** An interface between sites (MQTT broker, TCP): no band, no airtime; the pacer holds it to its rate caps. */
+async function buildBridge(
+  spec: Extract<InterfaceSpec, { kind: 'mqtt' | 'tcp-listen' | 'tcp-connect' }>,
+  name: string,
+  log: (line: string) => void,
+  sid: Uint8Array | undefined,
+  status: StatusSource | undefined,
+): Promise<BuiltInterface> {
+  const rates = {
+    ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+    ...(spec.framesPerSecond !== undefined ? { framesPerSecond: spec.framesPerSecond } : {}),
+    ...(spec.bytesPerSecond !== undefined ? { bytesPerSecond: spec.bytesPerSecond } : {}),
+  };
+  if (spec.kind === 'mqtt') {
+    if (sid === undefined) throw new Error('an MQTT interface needs the node\'s SID');
+    const { MqttLink } = await import('../../drivers/mqtt.js');
+    const link = new MqttLink({
+      name,
+      url: spec.url,
+      sid,
+      ...rates,
+      ...(spec.mesh !== undefined ? { mesh: spec.mesh } : {}),
+      ...(spec.username !== undefined ? { username: spec.username } : {}),
+      ...(spec.password !== undefined ? { password: spec.password } : {}),
+      ...(spec.ca !== undefined ? { ca: spec.ca } : {}),
+      ...(spec.cert !== undefined ? { cert: spec.cert } : {}),
+      ...(spec.key !== undefined ? { key: spec.key } : {}),
+      ...(status ? { status } : {}),
+      log,
+    });
+    return { link, config: {} };
+  }
+  const { TcpConnectLink, TcpListenLink } = await import('../../drivers/tcp.js');
+  const options = { name, host: spec.host, port: spec.port, ...rates, ...(spec.token !== undefined ? { token: spec.token } : {}), log };
+  return { link: spec.kind === 'tcp-listen' ? new TcpListenLink(options) : new TcpConnectLink(options), config: {} };
 }
 
 /**
@@ -205,7 +255,13 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
     const epochFile = epochFileFor(config.stateDir, identity);
     const boot = { epoch: nextEpoch(epochFile), nonce: newBootNonce() };
     const node = new MeshNode({ identity, boot, nextEpoch: () => nextEpoch(epochFile), log });
-    const { interfaces, services } = buildInterfaces(config, clock, log);
+    let gatewayRef: Gateway | undefined;
+    const bridgeStatus: StatusSource = () => ({
+      version: meshgwVersion(),
+      interfaces: gatewayRef?.status().map((st) => ({ name: st.name, kind: st.kind, state: st.state })) ?? [],
+      neighbours: node.control.neighbours().filter((n) => n.symmetric).length,
+    });
+    const { interfaces, services } = await buildInterfaces(config, clock, log, identity.sid, bridgeStatus);
     const msp = new MspService({ log });
     const echo = new EchoService();
     const simulated = config.interfaces.every((i) => i.kind === 'sim');
@@ -230,18 +286,19 @@ export async function startDaemon(config: DaemonConfig, io: DaemonIo = {}): Prom
       statusIntervalMs: config.statusIntervalMs,
       log,
     });
+    gatewayRef = gateway;
     const reasons = new Map<string, string | undefined>();
     for (const { link } of interfaces) link.on('state', (_state, reason) => reasons.set(link.name, reason));
     await gateway.start();
     // A UDP port another program holds never frees itself: with nothing else up that is a failed
     // start, not a daemon that says "running" and waits forever.
-    const unbound = interfaces.filter(({ link }) => link.kind === 'udp' && link.state === 'down' && /cannot bind/.test(reasons.get(link.name) ?? ''));
+    const unbound = interfaces.filter(({ link }) => (link.kind === 'udp' || link.kind === 'tcp-listen') && link.state === 'down' && /cannot bind/.test(reasons.get(link.name) ?? ''));
     if (unbound.length > 0) {
       const what = unbound.map(({ link }) => `${link.name}: ${reasons.get(link.name)}`).join('; ');
       const othersUp = interfaces.some(({ link }) => !unbound.some((u) => u.link === link) && link.state === 'up');
       if (!othersUp) {
         await gateway.stop();
-        throw new StartError(`${what} — is another meshgw or program using that port? Choose another with --udp ADDR:PORT`);
+        throw new StartError(`${what} — is another meshgw or program using that port? Choose another with --udp ADDR:PORT (or --tcp-listen HOST:PORT)`);
       }
       log(`warning: ${what}; the other interfaces run, and it is tried again with backoff`);
     }

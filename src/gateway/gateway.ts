@@ -86,6 +86,7 @@ export class Gateway {
           airtimeMs: (bytes) => wrapped.airtime.airtimeMs(Math.min(bytes, wrapped.airtime.maxBytes)),
           ...(entry.rules.dutyCycle ? { dutyFraction: entry.rules.dutyCycle.fraction } : {}),
           ...(authOnly ? { authOnly } : {}),
+          ...(wrapped.fullMesh ? { fullMesh: true } : {}),
         },
         this.clock.now(),
       );

@@ -32,6 +32,10 @@ export abstract class LinkWrapper implements Link {
   get stats(): LinkStats {
     return this.inner.stats;
   }
+  get fullMesh(): boolean {
+    return this.inner.fullMesh === true;
+  }
+
   get loraParams(): LoraChannel | undefined {
     return this.inner.loraParams;
   }

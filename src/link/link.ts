@@ -78,6 +78,8 @@ export interface Link {
   readonly stats: LinkStats;
   /** Set on LoRa links. */
   readonly loraParams?: LoraChannel | undefined;
+  /** Every member hears every other, with no radio between them (an MQTT topic): the mesh never sends back onto it what came from it. */
+  readonly fullMesh?: boolean;
   /** Starts the link. A device missing at start is not an error: the link keeps trying. */
   open(): Promise<void>;
   close(): Promise<void>;

@@ -182,6 +182,8 @@ export interface ControlInterface {
   airtimeMs(bytes: number): number;
   /** Share of time the band allows this transmitter (EU868 g3: 0.1); default 1. */
   dutyFraction?: number;
+  /** Every member hears every other (an MQTT topic): a TC is never flooded back onto it. */
+  fullMesh?: boolean;
 }
 
 export interface ControlOptions {
@@ -527,7 +529,7 @@ export class ControlPlane {
     this.writer = new Rfc5444Writer({ sendPacket: (iface, bytes) => this.output.push({ iface, bytes, ...this.tag }) });
     this.writer.setPacketCreator(sequencedPackets());
     this.registerMessages();
-    this.reader = new Rfc5444Reader({ onForward: (bytes, message) => this.forward(bytes, message) });
+    this.reader = new Rfc5444Reader({ onForward: (bytes, message, iface) => this.forward(bytes, message, iface) });
     this.reader.addMessageConsumer(MSG_HELLO, this.helloConsumer());
     this.reader.addMessageConsumer(MSG_TC, this.tcConsumer());
   }
@@ -912,7 +914,7 @@ export class ControlPlane {
    * neighbour replaying copies could suppress our forward; it could as well jam the channel, and
    * the next periodic TC floods again.
    */
-  private forward(bytes: Uint8Array, message: Message): void {
+  private forward(bytes: Uint8Array, message: Message, from: string): void {
     const digest = this.currentTcDigest;
     this.currentTcDigest = undefined;
     if (message.type !== MSG_TC || !message.originator) return;
@@ -922,6 +924,8 @@ export class ControlPlane {
     let slowestFrameMs = 0;
     const spacing = Math.max(this.minHelloMs, this.tcInterval() / 4);
     for (const s of this.ifaces.values()) {
+      // Everyone on a full-mesh interface heard the copy we got there.
+      if (s.cfg.fullMesh && s.cfg.name === from) continue;
       // TCs of one originator onto one interface: a burst of FORWARD_BURST (a node's fast start),
       // then one per spacing. An originator on fast links floods every few seconds, which a slow
       // interface (LoRa) cannot carry; its neighbours keep a TC for three of their own TC

@@ -494,7 +494,7 @@ export class MeshNode {
     if (header.via && !equal(header.via, mine)) return this.drop('not-our-hop');
     if (!header.via && !forMe) return this.drop('not-for-us');
     if (forMe) return this.deliver(iface, frame);
-    this.forward(header.dst!, header.src, frame, header.authOnly, header.priority ?? 'bulk');
+    this.forward(iface, header.dst!, header.src, frame, header.authOnly, header.priority ?? 'bulk');
   }
 
   private deliver(iface: string, frame: Uint8Array): void {
@@ -511,7 +511,7 @@ export class MeshNode {
     this.wake();
   }
 
-  private forward(dst: Uint8Array, src: Uint8Array, frame: Uint8Array, authOnly: boolean, priority: DatagramPriority): void {
+  private forward(from: string, dst: Uint8Array, src: Uint8Array, frame: Uint8Array, authOnly: boolean, priority: DatagramPriority): void {
     let dstId: string | undefined;
     if (dst.length === SHORT_ADDRESS) {
       const candidates = this.directory().sidsWithShort(dst);
@@ -523,6 +523,9 @@ export class MeshNode {
     const route = this.refreshRoutes().get(dstId);
     if (!route) return this.drop('no-route');
     if (!authOnly && this.interfaces.get(route.iface)?.authOnly) return this.drop('encrypted-on-auth-only');
+    // A full-mesh interface (an MQTT topic) never gets back what came from it: the destination
+    // heard the sender there as well as we did, and a loop through a broker is a storm.
+    if (route.iface === from && this.interfaces.get(from)?.fullMesh) return this.drop('full-mesh-return');
     const via = this.viaFor(route);
     const out = forwardedFrame(frame, via);
     if (!out) return this.drop('ttl');
