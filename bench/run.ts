@@ -17,6 +17,7 @@ import { rfc5444Bench } from './rfc5444.js';
 import { strokkurBench } from './strokkur.js';
 import { sybilBench } from './sybil.js';
 import { simBench } from './sim.js';
+import { bridgeBench } from './bridge.js';
 
 const rfc5444 = rfc5444Bench();
 printTable([...kissBench(), ...pacerBench(), ...airtimeBench(), ...rfc5444.rows, ...sealBench()]);
@@ -37,4 +38,6 @@ for (const line of await daemonsBench()) console.log(line);
 for (const line of await memoryBench()) console.log(line);
 console.log('');
 for (const line of await simBench()) console.log(line);
+console.log('');
+for (const line of await bridgeBench()) console.log(line);
 if (sink.value === -1) console.log('');

@@ -96,7 +96,11 @@ export interface MqttLinkOptions {
   /** Outgoing caps, applied by the interface's pacer through the airtime model. Defaults 100 frames/s, 1,000,000 bytes/s. */
   framesPerSecond?: number;
   bytesPerSecond?: number;
-  /** Incoming caps per sender topic (token bucket, burst = 2 s worth); defaults 50 frames/s, 500,000 bytes/s. */
+  /**
+   * Incoming caps per sender topic (token bucket, burst = 2 s worth); defaults 200 frames/s,
+   * 2,000,000 bytes/s: twice what another gateway sends at its default outgoing caps, so a
+   * well-behaved sender is never cut.
+   */
   inFramesPerSecond?: number;
   inBytesPerSecond?: number;
   /** Identical frames within this window are dropped; default 30,000 ms, at most 8,192 remembered. */
@@ -307,8 +311,8 @@ export class MqttLink extends BaseLink {
     if (!(options.sid instanceof Uint8Array) || options.sid.length !== SID_LENGTH) {
       throw new RangeError(`${this.name}: SID must be ${SID_LENGTH} bytes`);
     }
-    this.inFrameRate = positive(this.name, 'inFramesPerSecond', options.inFramesPerSecond ?? 50);
-    this.inByteRate = positive(this.name, 'inBytesPerSecond', options.inBytesPerSecond ?? 500_000);
+    this.inFrameRate = positive(this.name, 'inFramesPerSecond', options.inFramesPerSecond ?? 200);
+    this.inByteRate = positive(this.name, 'inBytesPerSecond', options.inBytesPerSecond ?? 2_000_000);
     this.inFrameBurst = Math.max(1, 2 * this.inFrameRate);
     // A full-size frame must always be able to pass, however low the byte rate.
     this.inByteBurst = Math.max(mtu, 2 * this.inByteRate);

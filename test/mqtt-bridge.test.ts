@@ -15,7 +15,7 @@ import { MeshgwClient, sidToHex } from '../src/api/client.js';
 import type { InterfaceSpec } from '../src/gateway/config.js';
 import { startDaemon, type Daemon } from '../src/gateway/daemon.js';
 import { freeUdpPort } from './free-ports.js';
-import { startMosquitto, type Mosquitto } from './mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../bench/mosquitto.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 

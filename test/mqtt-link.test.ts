@@ -18,7 +18,7 @@ import { MqttLink, MqttUrlError, parseMqttUrl, type MqttLinkOptions } from '../d
 import { FrameTooLargeError, type ReceivedFrame } from '../src/link/link.js';
 import { sidHex, sidShort } from '../src/mesh/identity.js';
 import { freeTcpPort } from './free-ports.js';
-import { makeTestCertificates, startMosquitto, type Mosquitto } from './mosquitto.js';
+import { makeTestCertificates, startMosquitto, type Mosquitto } from '../bench/mosquitto.js';
 
 const FAST_BACKOFF = { initialMs: 50, maxMs: 200 };
 const DEADLINE_MS = 20_000;

@@ -157,7 +157,9 @@ interfaces:
   # (retained JSON; offline by last will). mesh: the mesh's name, default mesh. The password
   # inline, or better from passwordFile (relative to this file) or passwordEnv (a variable's
   # name); caFile for mqtts://, certFile + keyFile for a client certificate. Rates: at most
-  # framesPerSecond (default 100) and bytesPerSecond (default 1000000) out; mtu default 4096.
+  # framesPerSecond (default 100) and bytesPerSecond (default 1000000) out, and from each
+  # other gateway at most inFramesPerSecond (default 200) and inBytesPerSecond (2000000);
+  # mtu default 4096.
   #- kind: mqtt
   #  url: mqtts://gateway-north@broker.example.org:8883/meshgw
   #  mesh: valley

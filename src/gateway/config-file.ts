@@ -190,6 +190,8 @@ const mqtt = strict({
   caFile: str('a PEM file').optional(),
   certFile: str('a PEM file').optional(),
   keyFile: str('a PEM file').optional(),
+  inFramesPerSecond: num(0.1, 100_000, ' frames/s').optional(),
+  inBytesPerSecond: num(100, 1e9, ' bytes/s').optional(),
   ...bridgeRates,
 });
 const tcpCommon = {

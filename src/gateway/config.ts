@@ -57,6 +57,9 @@ export type InterfaceSpec =
       mtu?: number;
       framesPerSecond?: number;
       bytesPerSecond?: number;
+      /** What each other gateway may send us (per sender topic); four senders' worth for all together. */
+      inFramesPerSecond?: number;
+      inBytesPerSecond?: number;
     }
   /** A direct TCP link between two sites (drivers/tcp.ts): one end listens, the other connects; `token` shared. */
   | ({ kind: 'tcp-listen' } & TcpSpec)

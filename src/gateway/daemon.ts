@@ -187,6 +187,8 @@ async function buildBridge(
       ...(spec.ca !== undefined ? { ca: spec.ca } : {}),
       ...(spec.cert !== undefined ? { cert: spec.cert } : {}),
       ...(spec.key !== undefined ? { key: spec.key } : {}),
+      ...(spec.inFramesPerSecond !== undefined ? { inFramesPerSecond: spec.inFramesPerSecond } : {}),
+      ...(spec.inBytesPerSecond !== undefined ? { inBytesPerSecond: spec.inBytesPerSecond } : {}),
       ...(status ? { status } : {}),
       log,
     });

@@ -1,5 +1,6 @@
 /**
- * A real Mosquitto broker for tests (the MQTT link's and the daemon's end-to-end tests): started
+ * A real Mosquitto broker for tests and the bench (the MQTT link's tests, the daemons' end-to-end
+ * tests, bench/bridge.ts): started
  * on a loopback port with a config file written into a temporary directory, stopped and started
  * again on the same port (broker loss), removed with its directory by `dispose()`.
  *
@@ -22,7 +23,18 @@ import { accessSync, constants, chmodSync, mkdtempSync, rmSync, writeFileSync } 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freeTcpPort } from './free-ports.js';
+
+/** A loopback TCP port free now (the bench cannot import the tests' helpers). */
+async function freeTcpPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 export interface MosquittoOptions {
   /** Loopback port to listen on; default a free one. */
