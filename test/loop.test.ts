@@ -83,6 +83,20 @@ describe('Loop', () => {
     expect(lines.filter((l) => l.includes('stuck kept asking'))).toHaveLength(1);
   });
 
+  it('a machine that makes progress every run is never taken for a spin, however soon it is due again', () => {
+    const clock = new VirtualClock(0);
+    const lines: string[] = [];
+    const loop = new Loop(clock, { log: (l) => lines.push(l) });
+    // Due again at once after every frame (a link faster than the run), for 1,000 runs.
+    let frames = 1000;
+    loop.add({ name: 'fast', poll: () => (frames > 0 ? (frames--, 1) : 0), nextDeadline: (now) => (frames > 0 ? now : undefined) });
+    loop.start();
+    clock.advance(0);
+    expect(frames).toBe(0);
+    expect(loop.counters.spins).toBe(0);
+    expect(lines).toEqual([]);
+  });
+
   it('stop cancels the timer; a stopped loop ignores wakes', () => {
     const clock = new VirtualClock(0);
     const loop = new Loop(clock);

@@ -161,6 +161,24 @@ describe('Pacer budgets', () => {
   });
 });
 
+describe('Pacer release ahead (the loop timer\'s granularity)', () => {
+  it('frames due within aheadMs go at once, counted from their planned starts, so the schedule does not move', () => {
+    // 0.2 ms per frame: five fit in the millisecond a timer may be late.
+    const model = new FixedRateAirtimeModel({ bitRate: 8_000_000, maxBytes: 1200 });
+    const pacer = new Pacer<number>({ model });
+    for (let i = 0; i < 20; i++) pacer.enqueue(0, { flow: 'x', priority: 'bulk', bytes: 200, payload: i });
+    const released: number[] = [];
+    for (let f = pacer.poll(0, 1); f; f = pacer.poll(0, 1)) released.push(f.payload);
+    // Starts 0, 0.2, 0.4, 0.6, 0.8, 1.0 are within 1 ms of now = 0.
+    expect(released).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(pacer.status(0).busyUntil).toBeCloseTo(1.2, 9);
+    // Without ahead: one frame per instant, as before.
+    expect(pacer.poll(1.2)?.payload).toBe(6);
+    expect(pacer.poll(1.2)).toBeUndefined();
+    expect(pacer.counters.sentAirtimeMs).toBeCloseTo(7 * 0.2, 9);
+  });
+});
+
 describe('Pacer refusals', () => {
   it('refuses a frame over the dwell limit and says what fits', () => {
     const pacer = new Pacer({ model: linear, dwellMs: 100 });

@@ -177,13 +177,15 @@ export class Gateway {
     };
   }
 
-  private pollInterfaces(now: number): void {
-    this.registry.poll(now);
+  /** Hands due frames to the links; the number handed over (progress, for the loop's spin check). */
+  private pollInterfaces(now: number): number {
+    const sent = this.registry.poll(now, this.clock.granularityMs ?? 0);
     const ready = this.registry.takeReady(now);
     if (ready.length > 0 && this.host) {
       this.host.note([], ready);
       this.host.dispatch();
     }
+    return sent;
   }
 
   private pollStatus(now: number): void {

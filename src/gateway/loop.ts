@@ -15,8 +15,13 @@ import type { SimClock, TimerHandle } from '../link/clock.js';
 
 export interface Machine {
   readonly name: string;
-  /** Does what is due at `now`, and whatever became possible since the last call. */
-  poll(now: number): void;
+  /**
+   * Does what is due at `now`, and whatever became possible since the last call. May return
+   * whether it did something (true, or a count above 0): a run in which a machine made progress
+   * is never taken for a spin, however soon its next deadline (a rate-capped link at thousands of
+   * frames a second is due again before the run has ended).
+   */
+  poll(now: number): void | boolean | number;
   /** When `poll` must run next without a wake; undefined: only when woken. */
   nextDeadline(now: number): number | undefined;
 }
@@ -107,12 +112,13 @@ export class Loop {
     if (this.running || !this.started) return;
     this.running = true;
     this.counters.runs++;
+    let progress = false;
     try {
       let passes = 0;
       do {
         this.woken = false;
         const now = this.clock.now();
-        for (const m of this.machines) this.guard(m, () => m.poll(now));
+        for (const m of this.machines) if (this.guard(m, () => m.poll(now))) progress = true;
         passes++;
         this.counters.passes++;
       } while (this.woken && passes < this.maxPasses && this.started);
@@ -129,7 +135,7 @@ export class Loop {
     this.timer?.cancel();
     this.timer = undefined;
     this.timerAt = Infinity;
-    if (next <= now) {
+    if (next <= now && !progress) {
       if (++this.dueAgain >= SPIN_LIMIT) {
         if (this.counters.spins++ === 0) {
           const late = this.machines.filter((m) => (this.guard(m, () => m.nextDeadline(now)) ?? Infinity) <= now).map((m) => m.name);

@@ -26,6 +26,8 @@ export interface SimClock {
   now(): number;
   /** Calls `fn` once when the clock reaches `atMs` (at once, on the next turn, if it is past). */
   setTimer(atMs: number, fn: () => void): TimerHandle;
+  /** How late a timer may fire, ms (Node's timers: about 1); 0 or absent for an exact clock. */
+  readonly granularityMs?: number;
 }
 
 interface VirtualTimer {
@@ -167,6 +169,9 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** The daemon's clock: monotonic milliseconds since the process started, and real timers. */
 export class MonotonicClock implements SimClock {
+  /** Node's timers run on a millisecond loop clock. */
+  readonly granularityMs = 1;
+
   now(): number {
     // The global (the same object as node:perf_hooks' `performance`), read at call time.
     return performance.now();

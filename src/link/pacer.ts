@@ -346,19 +346,23 @@ export class Pacer<T = Uint8Array> {
     return { ok: true, airtimeMs };
   }
 
-  /** Returns the frame that may start now, recording its airtime, or undefined. */
-  poll(now: number): PacedFrame<T> | undefined {
-    if (now < this.busyUntil) return undefined;
+  /** Returns the frame that may start now (or within `aheadMs`, counted from its planned start), recording its airtime, or undefined. */
+  poll(now: number, aheadMs = 0): PacedFrame<T> | undefined {
+    const horizon = now + aheadMs;
+    if (horizon < this.busyUntil) return undefined;
     const frame = this.selectHead();
     if (!frame) return undefined;
-    if (this.startTime(now, frame.airtimeMs) > now) return undefined;
+    // A frame due within `aheadMs` goes now but counts from its planned start, so that releasing
+    // a little early never moves the schedule (nor, where there are budgets, their accounting).
+    const start = this.startTime(now, frame.airtimeMs);
+    if (start > horizon) return undefined;
     this.head = undefined;
     this.forget(frame);
     for (const b of this.budgets) {
-      b.prune(now);
-      b.record(now, frame.airtimeMs);
+      b.prune(start);
+      b.record(start, frame.airtimeMs);
     }
-    this.busyUntil = now + frame.airtimeMs;
+    this.busyUntil = start + frame.airtimeMs;
     this.counters.sent++;
     this.counters.sentAirtimeMs += frame.airtimeMs;
     return frame;

@@ -184,15 +184,20 @@ export class InterfaceRegistry {
 
   /**
    * Hands every frame whose time has come to its link, while the link is up and takes more;
-   * returns how many the links accepted. Never throws.
+   * returns how many the links accepted. Never throws. `aheadMs`: on interfaces without airtime
+   * budgets, frames due that much later go now too (the loop's timer granularity).
    */
-  poll(now: number): number {
+  poll(now: number, aheadMs = 0): number {
     let n = 0;
     this.polling = true;
     try {
       for (const e of this.entries.values()) {
+        // Where no band rule or cap counts airtime (UDP, MQTT, TCP), frames due within the
+        // clock's granularity go now: a rate-capped link at thousands of frames a second would
+        // otherwise send one frame per timer tick. Budgeted interfaces keep exact times.
+        const ahead = e.limits.budgets.length === 0 && e.limits.dwellMs === undefined ? aheadMs : 0;
         while (e.link.state === 'up' && !e.blocked) {
-          const f = e.pacer.poll(now);
+          const f = e.pacer.poll(now, ahead);
           if (!f) break;
           let more: boolean;
           try {
