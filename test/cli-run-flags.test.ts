@@ -9,6 +9,21 @@ import { UsageError } from '../src/cli/usage-error.js';
 
 const base = { driver: 'lora', udpPort: '4269', region: 'none', bw: '125000', sf: '9', cr: '5', txPower: '14', statusInterval: '0', key: '/tmp/k.json' } as RunOptions;
 
+/** Each case's flags are a UsageError matching its pattern; returns the messages. */
+function expectUsageErrors(cases: Array<[Partial<RunOptions>, RegExp]>): string[] {
+  return cases.map(([flags, message]) => {
+    let caught: unknown;
+    try {
+      configFromFlags({ ...base, ...flags });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught, JSON.stringify(flags)).toBeInstanceOf(UsageError);
+    expect((caught as Error).message, JSON.stringify(flags)).toMatch(message);
+    return (caught as Error).message;
+  });
+}
+
 describe('--udp and --peer', () => {
   it('an interface name, an address, an address with its port, and peers', () => {
     expect(configFromFlags({ ...base, udp: 'wlan0' }).interfaces).toEqual([{ kind: 'udp', interface: 'wlan0', port: 4269 }]);
@@ -28,16 +43,7 @@ describe('--udp and --peer', () => {
       [{ udp: '127.0.0.1', peer: ['127.0.0.1'] }, /--peer must be an IPv4 ADDRESS:PORT/],
       [{ sim: true, peer: ['127.0.0.1:4269'] }, /--peer needs --udp/],
     ];
-    for (const [flags, message] of cases) {
-      let caught: unknown;
-      try {
-        configFromFlags({ ...base, ...flags });
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught, JSON.stringify(flags)).toBeInstanceOf(UsageError);
-      expect((caught as Error).message, JSON.stringify(flags)).toMatch(message);
-    }
+    expectUsageErrors(cases);
   });
 });
 
@@ -86,16 +92,6 @@ describe('--mqtt and --tcp-listen / --tcp-connect', () => {
       [{ tcpConnect: ['host:0'] }, /--tcp-connect/],
       [{ tcpToken: 'x', sim: true }, /--tcp-token goes with --tcp-listen or --tcp-connect/],
     ];
-    for (const [flags, message] of cases) {
-      let caught: unknown;
-      try {
-        configFromFlags({ ...base, ...flags });
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught, JSON.stringify(flags)).toBeInstanceOf(UsageError);
-      expect((caught as Error).message, JSON.stringify(flags)).toMatch(message);
-      expect((caught as Error).message).not.toContain('hunter2');
-    }
+    for (const message of expectUsageErrors(cases)) expect(message).not.toContain('hunter2');
   });
 });

@@ -7,18 +7,10 @@ import { SimMedium, type SimLink, type SimMediumOptions } from '../drivers/sim.j
 import { Ax25AirtimeModel } from '../src/link/airtime/afsk.js';
 import { VirtualClock } from '../src/link/clock.js';
 import type { ReceivedFrame } from '../src/link/link.js';
+import { mulberry32 } from '../src/sim/scenario.js';
 
-/** mulberry32: a small seeded PRNG, so loss is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (the simulator's), so loss is the same on every run. */
+const seeded = mulberry32;
 
 interface Node {
   link: SimLink;
