@@ -145,6 +145,48 @@ describe('meshgw msg over loopback, two processes', () => {
     expect(await exited).toBe(0);
   });
 
+  it('binds loopback by default; --key-file refuses unkeyed messages; --max-disk stops storing', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshgw-msg-'));
+    const outDir = join(dir, 'inbox');
+    const keyFile = join(dir, 'key');
+    writeFileSync(keyFile, seededBytes(32, 11));
+    listener = spawn(process.execPath, [bin, 'msg', 'listen', '--udp', '0', '--out', outDir, '--key-file', keyFile, '--max-disk', '3000']);
+    let stdout = '';
+    let stderr = '';
+    listener.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    listener.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const port = Number((await waitFor(() => stderr, /listening on 127\.0\.0\.1:(\d+)/, 10_000))[1]);
+    const file = join(dir, 'a.bin');
+    const first = seededBytes(2000, 12);
+    writeFileSync(file, first);
+    expect((await run(['msg', 'send', `127.0.0.1:${port}`, file, '--key-file', keyFile])).code).toBe(0);
+    await waitFor(() => stdout, new RegExp(`"sha256":"${sha256(first)}"`), 10_000);
+    // Without the key: refused, reported on stderr, nothing on stdout.
+    const unkeyed = seededBytes(500, 13);
+    writeFileSync(file, unkeyed);
+    expect((await run(['msg', 'send', `127.0.0.1:${port}`, file])).code).toBe(0);
+    await waitFor(() => stderr, /refused \d+ chunk\(s\) so far: not keyed with --key-file/, 10_000);
+    // Keyed again, but over the 3000-byte disk cap: reported, not stored.
+    const second = seededBytes(1500, 14);
+    writeFileSync(file, second);
+    expect((await run(['msg', 'send', `127.0.0.1:${port}`, file, '--key-file', keyFile])).code).toBe(0);
+    await waitFor(() => stdout, new RegExp(`"sha256":"${sha256(second)}"`), 10_000);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { sha256: string; file?: string; stored?: boolean });
+    expect(lines.map((l) => [l.sha256, l.file !== undefined, l.stored])).toEqual([
+      [sha256(first), true, undefined],
+      [sha256(second), false, false],
+    ]);
+    expect(stderr).toMatch(/2000 bytes stored, the --max-disk cap of 3000/);
+    expect(stdout).not.toContain(sha256(unkeyed));
+    const exited = new Promise<number | null>((resolve) => listener!.on('close', resolve));
+    listener.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // A short key is a usage error, and so is a key over the mesh.
+    writeFileSync(keyFile, 'short');
+    expect((await run(['msg', 'send', '127.0.0.1:9', file, '--key-file', keyFile])).code).toBe(2);
+    expect((await run(['msg', 'listen', '--port', '65', '--key-file', keyFile])).code).toBe(2);
+  });
+
   it('usage errors exit 2 with one line', async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshgw-msg-'));
     const empty = join(dir, 'empty');

@@ -19,6 +19,13 @@
  * SHA-256>` — never overwriting a file, and adds `"file"`. Receive failures
  * (a checksum mismatch, a malformed chunk) are one line each on stderr. Runs until SIGINT or
  * SIGTERM, then exits 0.
+ *
+ * What a listener takes from whom, and keeps: over UDP it binds loopback unless `--host` says
+ * otherwise; `--key-file` (UDP, both ends) makes the checksums keyed, and a message without the
+ * key is refused (one line on stderr); `--max-disk` (default 1 GiB) caps what one run stores —
+ * beyond it messages are reported with `"stored": false`; messages waiting to be written hold at
+ * most 64 MiB of memory (more are dropped, said on stderr), and the Strokkur receiver's own caps
+ * (64 messages, 16 MiB) bound what is being assembled.
  */
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
@@ -50,6 +57,7 @@ export function parseMeshTarget(value: string): { sid: string; port: number | un
 
 interface SendOptions extends Partial<ApiOptions> {
   redundancy?: string;
+  keyFile?: string;
   /** A name to give (string), none (false), or the file's own (undefined). */
   name?: string | false;
   mtu: string;
@@ -61,6 +69,8 @@ interface ListenOptions extends Partial<ApiOptions> {
   port?: string;
   host: string;
   out?: string;
+  maxDisk: string;
+  keyFile?: string;
 }
 
 /** Parses `host:port`, `1.2.3.4:port` or `[v6]:port`; throws a UsageError. */
@@ -71,6 +81,27 @@ export function parseHostPort(value: string): { host: string; port: number } {
     throw new UsageError(`HOST:PORT must be like 127.0.0.1:4270 or [::1]:4270 with a port from 1 to 65535, got '${value}'`);
   }
   return { host: m[1]!, port };
+}
+
+/** The preshared secret of `--key-file`: the file's bytes (at least 16). */
+async function readKey(file: string | undefined): Promise<Uint8Array | undefined> {
+  if (file === undefined) return undefined;
+  let key: Buffer;
+  try {
+    key = await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`--key-file: cannot read '${file}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  if (key.length < 16) throw new UsageError(`--key-file: '${file}' holds ${key.length} bytes; a key needs at least 16 (e.g. head -c 32 /dev/urandom > ${file})`);
+  return new Uint8Array(key);
+}
+
+/** `--max-disk`: bytes, with an optional k, M or G (powers of 1024). */
+function parseBytes(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kMG]?)$/.exec(text.trim());
+  if (!m) throw new UsageError(`${flag} must be a number of bytes, optionally with k, M or G, got '${text}'`);
+  return Math.floor(Number(m[1]) * 1024 ** ['', 'k', 'M', 'G'].indexOf(m[2]!));
 }
 
 /** The message to send: a file or stdin, 1 byte to 4 MiB (UsageError otherwise). */
@@ -113,7 +144,8 @@ export function msgSendOptions(cmd: Command): Command {
       .option('--name <name>', "the name the receiver stores it under (default: the file's name; none from stdin)")
       .option('--no-name', 'send the bytes alone, without a name')
       .option('--mtu <bytes>', 'largest datagram (UDP only)', '1200')
-      .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced (UDP only)', String(DEFAULT_MSG_BIT_RATE)),
+      .option('--bit-rate <bps>', 'pace datagrams to this many bits/s; 0 sends unpaced (UDP only)', String(DEFAULT_MSG_BIT_RATE))
+      .option('--key-file <file>', 'a preshared secret (the file\'s bytes, at least 16): keyed checksums the listener checks (UDP only)'),
   );
 }
 
@@ -152,7 +184,9 @@ async function messageToSend(file: string, opts: SendOptions): Promise<Outgoing>
 export async function runMsgSendCommand(target: string, file: string, opts: SendOptions): Promise<void> {
   const redundancy = opts.redundancy !== undefined ? parseIntOption('--redundancy', opts.redundancy, 0, 1000) : undefined;
   const mesh = parseMeshTarget(target);
+  if (mesh !== undefined && opts.keyFile !== undefined) throw new UsageError('--key-file is for UDP (HOST:PORT); over the mesh, messages are sealed end to end already');
   if (mesh !== undefined) return sendOverMesh(mesh, await messageToSend(file, opts), redundancy, opts);
+  const key = await readKey(opts.keyFile);
   const { host, port } = parseHostPort(target);
   const mtu = parseIntOption('--mtu', opts.mtu, 64, 65_507);
   const bitRate = parseNumberOption('--bit-rate', opts.bitRate, 0, 1e11);
@@ -166,7 +200,7 @@ export async function runMsgSendCommand(target: string, file: string, opts: Send
     throw new Error(`cannot resolve '${host}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const transport = await UdpStrokkurTransport.open({ type: family === 6 ? 'udp6' : 'udp4', mtu, ...(bitRate > 0 ? { bitRate } : {}) });
-  const strokkur = new Strokkur(transport);
+  const strokkur = new Strokkur(transport, key ? { key } : {});
   const dst: Endpoint = { address, port };
   try {
     const r = await strokkur.send(dst, data, redundancy !== undefined ? { redundancy } : {});
@@ -188,8 +222,10 @@ export function msgListenOptions(cmd: Command): Command {
     cmd
       .option('--udp <port>', 'UDP port to listen on (0: any free port, printed on stderr)')
       .option('--port <port>', `mesh port to listen on through the daemon (e.g. ${MESH_MSG_PORT})`)
-      .option('--host <addr>', 'address to bind (UDP only)', '0.0.0.0')
-      .option('--out <dir>', 'store each message as a file in this directory'),
+      .option('--host <addr>', 'address to bind (UDP only); 0.0.0.0 or :: to take messages from other hosts', '127.0.0.1')
+      .option('--out <dir>', 'store each message as a file in this directory')
+      .option('--max-disk <bytes>', 'stop storing once this many bytes were written to --out (suffixes k, M, G)', '1G')
+      .option('--key-file <file>', 'accept only messages keyed with this preshared secret (UDP only; the same file as msg send --key-file)'),
   );
 }
 
@@ -211,12 +247,31 @@ function fileCandidates(out: string, source: string, sha256: string, name: strin
   return [join(out, safe), join(out, `${safe.slice(0, safe.length - ext.length)}-${sha256.slice(0, 16)}${ext}`)];
 }
 
+/** Where received messages go, and what the disk cap has left. */
+interface Inbox {
+  out: string | undefined;
+  maxDisk: number;
+  written: number;
+  capNoted: boolean;
+}
+
+/** Received messages waiting for their turn to be written, at most (then dropped, with a line on stderr). */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
 /** One received message: its JSON line on stdout, after its file (with --out) is written. */
-async function reportMessage(out: string | undefined, source: string, message: Uint8Array, extra: Record<string, string | number> = {}): Promise<void> {
+async function reportMessage(inbox: Inbox, source: string, message: Uint8Array, extra: Record<string, string | number | boolean> = {}): Promise<void> {
   const { name, content: bytes } = unwrapNamed(message);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const line: Record<string, string | number> = { from: source, ...extra, ...(name !== undefined ? { name } : {}), size: bytes.length, sha256 };
-  if (out !== undefined) {
+  const line: Record<string, string | number | boolean> = { from: source, ...extra, ...(name !== undefined ? { name } : {}), size: bytes.length, sha256 };
+  const out = inbox.out;
+  if (out !== undefined && inbox.written + bytes.length > inbox.maxDisk) {
+    line.stored = false;
+    if (!inbox.capNoted) {
+      inbox.capNoted = true;
+      process.stderr.write(`meshgw: ${inbox.written} bytes stored, the --max-disk cap of ${inbox.maxDisk}: further messages are reported, not stored\n`);
+    }
+  } else if (out !== undefined) {
+    inbox.written += bytes.length;
     const candidates = fileCandidates(out, source, sha256, name);
     for (const [i, file] of candidates.entries()) {
       try {
@@ -247,7 +302,7 @@ async function makeOut(out: string | undefined): Promise<void> {
 }
 
 /** Through the daemon: every Strokkur message to our mesh port, until SIGINT/SIGTERM. */
-async function listenOverMesh(port: number, opts: ListenOptions): Promise<void> {
+async function listenOverMesh(port: number, opts: ListenOptions, inbox: Inbox): Promise<void> {
   await makeOut(opts.out);
   await withApi({ api: opts.api!, ...(opts.apiToken !== undefined ? { apiToken: opts.apiToken } : {}) }, async (client) => {
     const messages = await client.strokkur.listen(port);
@@ -260,7 +315,7 @@ async function listenOverMesh(port: number, opts: ListenOptions): Promise<void> 
     process.once('SIGTERM', stop);
     for await (const m of messages) {
       received++;
-      await reportMessage(opts.out, hexOfSid(m.sid), m.data, { port, uuid: hexOfSid(m.uuid) });
+      await reportMessage(inbox, hexOfSid(m.sid), m.data, { port, uuid: hexOfSid(m.uuid) });
     }
     process.stderr.write(`meshgw: received ${received} messages\n`);
   });
@@ -268,26 +323,50 @@ async function listenOverMesh(port: number, opts: ListenOptions): Promise<void> 
 
 export async function runMsgListenCommand(opts: ListenOptions): Promise<void> {
   if (opts.udp !== undefined && opts.port !== undefined) throw new UsageError('--udp and --port exclude each other: UDP without a daemon, or a mesh port through it');
-  if (opts.port !== undefined) return listenOverMesh(parseIntOption('--port', opts.port, 1, 255), opts);
+  const inbox: Inbox = { out: opts.out, maxDisk: parseBytes('--max-disk', opts.maxDisk ?? '1G'), written: 0, capNoted: false };
+  if (opts.port !== undefined && opts.keyFile !== undefined) throw new UsageError('--key-file is for --udp; over the mesh, messages are sealed end to end already');
+  if (opts.port !== undefined) return listenOverMesh(parseIntOption('--port', opts.port, 1, 255), opts, inbox);
   if (opts.udp === undefined) throw new UsageError("one of '--udp <port>' (UDP, no daemon) or '--port <port>' (a mesh port, through the daemon) is required");
   const port = parseIntOption('--udp', opts.udp, 0, 65535);
   if (isIP(opts.host) === 0) throw new UsageError(`--host must be an IPv4 or IPv6 address, got '${opts.host}'`);
   const out = opts.out;
   await makeOut(out);
+  const key = await readKey(opts.keyFile);
   const transport = await UdpStrokkurTransport.open({ port, address: opts.host, receiveBufferBytes: 8 * 1024 * 1024 });
-  const strokkur = new Strokkur(transport);
+  const strokkur = new Strokkur(transport, key ? { key } : {});
   const local = transport.localEndpoint();
   process.stderr.write(`meshgw: listening on ${endpointKey(local)}\n`);
 
   // Lines go out in the order messages arrived, each after its file is written.
   let chain: Promise<void> = Promise.resolve();
+  let pending = 0;
+  let droppedPending = 0;
   strokkur.on('message', (from, bytes) => {
     const source = endpointKey(from);
-    chain = chain.then(() => reportMessage(out, source, bytes));
+    // A disk slower than the network: messages wait in memory up to a cap, then are dropped.
+    if (pending + bytes.length > MAX_PENDING_BYTES) {
+      if (droppedPending++ % 100 === 0) process.stderr.write(`meshgw: from ${source}: dropped a message of ${bytes.length} bytes: ${pending} bytes wait to be written (${droppedPending} dropped so far)\n`);
+      return;
+    }
+    pending += bytes.length;
+    chain = chain.then(() => reportMessage(inbox, source, bytes)).finally(() => (pending -= bytes.length));
   });
   strokkur.on('error', (err) => process.stderr.write(`meshgw: from ${err.sourceKey}: ${err.reason}\n`));
+  // Chunks of the wrong mode (unkeyed with --key-file, keyed without) are refused silently by the
+  // receiver: say so once a second when their count grew.
+  let rejectedSaid = 0;
+  const sayRejected = (): void => {
+    const n = strokkur.receiver.counters.rejected;
+    if (n === rejectedSaid) return;
+    rejectedSaid = n;
+    process.stderr.write(`meshgw: refused ${n} chunk(s) so far: ${key ? 'not keyed with --key-file (or with another key)' : 'keyed (listen with the same --key-file)'}\n`);
+  };
+  const rejectedTimer = setInterval(sayRejected, 1000);
+  rejectedTimer.unref();
 
   const stop = (): void => {
+    clearInterval(rejectedTimer);
+    sayRejected();
     strokkur.close();
     void chain
       .then(() => transport.close())
