@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { HASH_LENGTH, MAX_MESSAGE, type Chunk } from '../src/strokkur/chunk.js';
-import { coefficientWords, rowCoefficients } from '../src/strokkur/code.js';
+import { coefficientWords, createDigest, digestOf, rowCoefficients } from '../src/strokkur/code.js';
 import { ReceiveState } from '../src/strokkur/receive.js';
 import { SendState } from '../src/strokkur/send.js';
 import { Prng } from '../src/link/prng.js';
@@ -34,6 +34,25 @@ function* subsets(n: number, maxSize: number, start = 0, chosen: number[] = []):
   if (chosen.length === maxSize) return;
   for (let i = start; i < n; i++) yield* subsets(n, maxSize, i + 1, [...chosen, i]);
 }
+
+describe('the message digest: node:crypto and noble', () => {
+  it('give the same SHA-256 and HMAC-SHA-256, whole and incremental, on random inputs', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.option(fc.uint8Array({ minLength: 1, maxLength: 80 }), { nil: undefined }), fc.integer({ min: 0, max: 3000 }), (data, key, cut) => {
+        const a = digestOf(data, key, 'node');
+        const b = digestOf(data, key, 'noble');
+        expect(Buffer.from(a).toString('hex')).toBe(Buffer.from(b).toString('hex'));
+        expect(a.length).toBe(HASH_LENGTH);
+        const at = Math.min(cut, data.length);
+        const inc = createDigest(key, 'node').update(data.subarray(0, at)).update(data.subarray(at)).digest();
+        expect(Buffer.from(inc).toString('hex')).toBe(Buffer.from(b).toString('hex'));
+      }),
+      { numRuns: 300 },
+    );
+    // FIPS 180-2's "abc".
+    expect(Buffer.from(digestOf(Uint8Array.from(Buffer.from('abc')), undefined, 'node')).toString('hex')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+});
 
 describe('redundant rows', () => {
   it('each redundant payload is the XOR of the source chunks its coefficients select; row k is the parity of all', () => {

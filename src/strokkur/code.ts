@@ -3,6 +3,7 @@
  * redundant row sums (its coefficient bitmap, regenerated from (seed, index) so it never travels),
  * the XOR of payloads, and the message digest. Rules in SPEC.md beside this file.
  */
+import { createHash, createHmac, getHashes } from 'node:crypto';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { HASH_LENGTH } from './chunk.js';
@@ -74,11 +75,36 @@ export interface Digest {
   digest(): Uint8Array;
 }
 
-export function createDigest(key?: Uint8Array): Digest {
+/**
+ * The digest goes through Node's OpenSSL where it has SHA-256 (every Node ≥ 20): several times
+ * noble's rate, which bounded a 4 MiB message's decode. noble (`@noble/hashes`) is the
+ * implementation of record and the fallback; `MESHGW_HASH=noble` selects it. Both give the same
+ * bytes (test/strokkur-core.test.ts).
+ */
+const NODE_HASH = process.env.MESHGW_HASH !== 'noble' && getHashes().includes('sha256');
+
+/** A node:crypto hash as a Digest (its output as a Uint8Array view). */
+function nodeDigest(h: ReturnType<typeof createHash>): Digest {
+  const d: Digest = {
+    update: (bytes) => {
+      h.update(bytes);
+      return d;
+    },
+    digest: () => {
+      const b = h.digest();
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    },
+  };
+  return d;
+}
+
+export function createDigest(key?: Uint8Array, impl: 'node' | 'noble' = NODE_HASH ? 'node' : 'noble'): Digest {
+  if (impl === 'node') return nodeDigest(key === undefined ? createHash('sha256') : (createHmac('sha256', key) as unknown as ReturnType<typeof createHash>));
   return key === undefined ? sha256.create() : hmac.create(sha256, key);
 }
 
-export function digestOf(message: Uint8Array, key?: Uint8Array): Uint8Array {
+export function digestOf(message: Uint8Array, key?: Uint8Array, impl: 'node' | 'noble' = NODE_HASH ? 'node' : 'noble'): Uint8Array {
+  if (impl === 'node') return createDigest(key, 'node').update(message).digest();
   return key === undefined ? sha256(message) : hmac(sha256, key, message);
 }
 
