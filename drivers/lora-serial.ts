@@ -2,7 +2,8 @@
  * lora-serial: a LoRa modem speaking the command set of firmware-protocol/SPEC.md (RNode
  * compatible) on a serial device.
  *
- * Open (SPEC.md §2.4): DETECT (answer must be 0x46), FW_VERSION (checked against a minimum when
+ * Open (SPEC.md §2.4): first 100 ms of listening, discarding what the device sends unasked (and
+ * refusing one that answers DETECT unasked), then DETECT (answer must be 0x46), FW_VERSION (checked against a minimum when
  * configured), PLATFORM and MCU (informational), then FREQUENCY, BANDWIDTH, TXPOWER, SF, CR —
  * each echo compared with what was asked — the airtime locks when configured, and RADIO_STATE on.
  * Any failure names the step and the value, and the link retries with backoff.
@@ -49,6 +50,8 @@ export interface LoraSerialOptions {
   minFirmware?: readonly [number, number];
   /** Largest frame; 255 for one LoRa packet (up to 508 for modems that split frames). */
   mtu?: number;
+  /** How long the open sequence discards what the device sends before DETECT, ms; default 100. */
+  flushMs?: number;
   /** Reply timeouts, ms: DETECT 2000, others 1000 by default. */
   detectTimeoutMs?: number;
   replyTimeoutMs?: number;
@@ -68,6 +71,8 @@ interface Waiter {
 
 /** Extra time allowed for READY beyond the frame's airtime (serial latency, CSMA waits). */
 const READY_MARGIN_MS = 500;
+/** The open sequence first listens this long, ms, discarding (and checking) what the device sends unasked. */
+const FLUSH_MS = 100;
 
 export class LoraSerialLink extends StreamLink {
   readonly loraParams: { frequency: number; bandwidth: number; sf: number };
@@ -75,6 +80,8 @@ export class LoraSerialLink extends StreamLink {
   private readonly opts: LoraSerialOptions;
   private decoder = new KissDecoder({ maxFrame: 1024 });
   private waiters: Waiter[] = [];
+  /** Set while the open sequence discards what the modem sent before it was asked anything. */
+  private flushing: { detects: number } | undefined;
   private rssi: number | undefined;
   private snr: number | undefined;
   private awaitingReady = false;
@@ -101,6 +108,7 @@ export class LoraSerialLink extends StreamLink {
 
   protected resetConnection(): void {
     this.decoder = new KissDecoder({ maxFrame: 1024 });
+    this.flushing = undefined;
     this.rssi = undefined;
     this.snr = undefined;
     this.clearReady();
@@ -112,6 +120,14 @@ export class LoraSerialLink extends StreamLink {
   }
 
   protected override async handshake(stream: ByteStream): Promise<void> {
+    // What the device sent before we asked anything (a previous session's answers, a boot
+    // banner) is discarded; a device that answers DETECT unasked is not one to trust with the
+    // handshake: its "answer" would come whatever we sent.
+    this.flushing = { detects: 0 };
+    await new Promise((r) => setTimeout(r, this.opts.flushMs ?? FLUSH_MS));
+    const unasked = this.flushing?.detects ?? 0;
+    this.flushing = undefined;
+    if (unasked > 0) throw new Error(`the device sent ${unasked} DETECT answer(s) unasked in ${this.opts.flushMs ?? FLUSH_MS} ms: not an RNode-compatible modem, or another program is talking to it`);
     const detect = await this.request(stream, { command: 'detect', value: DETECT_REQUEST }, 'detect', this.opts.detectTimeoutMs ?? 2_000)
       .catch(() => {
         throw new Error('no modem detected (no answer to DETECT)');
@@ -232,6 +248,10 @@ export class LoraSerialLink extends StreamLink {
   }
 
   private onMessage(m: LoraMessage): void {
+    if (this.flushing) {
+      if (m.command === 'detect') this.flushing.detects++;
+      return;
+    }
     const i = this.waiters.findIndex((w) => w.command === m.command);
     if (i >= 0) {
       const [w] = this.waiters.splice(i, 1);

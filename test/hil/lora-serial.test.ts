@@ -2,6 +2,7 @@
  * lora-serial over real socat pty pairs to LoRa modem emulators on a shared medium: the open
  * handshake, frames with RSSI/SNR, READY flow control, and refusals that name the step.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startModemEmulator } from '../../firmware-protocol/emulator/runner.js';
 import { LoraSerialLink, type LoraRadioConfig } from '../../drivers/lora-serial.js';
@@ -71,6 +72,24 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     cleanups.push(() => emulator.close());
     await waitForState(l, 'up');
     expect(l.counters.reconnects).toBe(0); // it had never been up before
+  });
+
+  it('a device that answers DETECT unasked never completes the open sequence', async () => {
+    const pty = await openPtyPair('ls');
+    cleanups.push(() => pty.close());
+    // KISS: FEND, CMD_DETECT (0x08), DETECT_RESPONSE (0x46), FEND — every 10 ms, whatever it is asked.
+    const fd = openSync(pty.modem, 'r+');
+    const spew = setInterval(() => writeSync(fd, Uint8Array.of(0xc0, 0x08, 0x46, 0xc0)), 10);
+    cleanups.push(() => {
+      clearInterval(spew);
+      closeSync(fd);
+    });
+    const reasons: string[] = [];
+    const l = link(pty.host, 's');
+    l.on('state', (_s, reason) => reason && reasons.push(reason));
+    await l.open();
+    expect(l.state).toBe('reconnecting');
+    expect(reasons[0]).toMatch(/^the device sent \d+ DETECT answer\(s\) unasked in 100 ms: not an RNode-compatible modem/);
   });
 
   it('asks for READY when the modem does not send it by itself (as RNode firmware)', async () => {
