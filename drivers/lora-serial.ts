@@ -17,6 +17,7 @@ import { KissDecoder } from '../firmware-protocol/kiss.js';
 import {
   DETECT_REQUEST,
   DETECT_RESPONSE,
+  RESET_NOTICE,
   RadioState,
   decodeLoraFrame,
   encodeLoraMessage,
@@ -260,6 +261,10 @@ export class LoraSerialLink extends StreamLink {
       return;
     }
     switch (m.command) {
+      case 'reset':
+        // The boot notice: the modem restarted with its radio off and its defaults.
+        if (m.value === RESET_NOTICE && this.state === 'up') this.restart('the modem restarted (boot notice): configuring it again');
+        return;
       case 'data':
         this.deliver({
           data: m.data.slice(),

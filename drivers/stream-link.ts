@@ -140,6 +140,16 @@ export abstract class StreamLink extends BaseLink {
     }
   }
 
+  /** Drops the connection and opens it again, with backoff (a device that lost its state). */
+  protected restart(reason: string): void {
+    const stream = this.stream;
+    if (!stream || this.isClosed()) return;
+    this.stream = undefined;
+    this.waitingForDrain = false;
+    void stream.close().catch(() => undefined);
+    this.retry(reason);
+  }
+
   private lost(reason: string): void {
     this.stream = undefined;
     this.waitingForDrain = false;

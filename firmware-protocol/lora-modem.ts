@@ -34,14 +34,19 @@ export const LoraCommand = {
   PLATFORM: 0x48,
   MCU: 0x49,
   FW_VERSION: 0x50,
+  /** The modem's boot notice (value RESET_NOTICE) after it started or was reset. */
+  RESET: 0x55,
   ERROR: 0x90,
 } as const;
+
+/** The value of the RESET command an RNode-compatible modem sends when it has (re)started. */
+export const RESET_NOTICE = 0xf8;
 
 export type LoraCommandName =
   | 'data' | 'frequency' | 'bandwidth' | 'txpower' | 'sf' | 'cr' | 'radio-state' | 'detect'
   | 'implicit' | 'leave' | 'st-alock' | 'lt-alock' | 'promisc' | 'ready' | 'stat-rx' | 'stat-tx'
   | 'stat-rssi' | 'stat-snr' | 'stat-chtm' | 'stat-phyprm' | 'random' | 'platform' | 'mcu'
-  | 'fw-version' | 'error';
+  | 'fw-version' | 'reset' | 'error';
 
 /** DETECT argument sent by the host, and the modem's answer. */
 export const DETECT_REQUEST = 0x73;
@@ -92,7 +97,7 @@ export interface ChannelStats {
   interferenceDbm?: number;
 }
 
-/** Physical-layer parameters (STAT_PHYPRM), 12 bytes of u16. */
+/** Physical-layer parameters (STAT_PHYPRM), 12 bytes of u16 (older firmware: 10, without DIFS). */
 export interface PhyParams {
   /** Symbol time in ms (travels in µs). */
   symbolTimeMs: number;
@@ -100,7 +105,8 @@ export interface PhyParams {
   preambleSymbols: number;
   preambleTimeMs: number;
   csmaSlotMs: number;
-  difsMs: number;
+  /** Absent from older firmware's 10-byte form. */
+  difsMs?: number;
 }
 
 export type LoraMessage =
@@ -111,7 +117,7 @@ export type LoraMessage =
   | {
       command:
         | 'txpower' | 'sf' | 'cr' | 'radio-state' | 'detect' | 'implicit' | 'leave' | 'promisc'
-        | 'ready' | 'random' | 'platform' | 'mcu' | 'error';
+        | 'ready' | 'random' | 'platform' | 'mcu' | 'reset' | 'error';
       value: number;
     }
   /** u16 = percent × 100. */
@@ -165,6 +171,7 @@ const COMMANDS: ReadonlyArray<readonly [LoraCommandName, number, Layout]> = [
   ['platform', LoraCommand.PLATFORM, 'u8'],
   ['mcu', LoraCommand.MCU, 'u8'],
   ['fw-version', LoraCommand.FW_VERSION, 'custom'],
+  ['reset', LoraCommand.RESET, 'u8'],
   ['error', LoraCommand.ERROR, 'u8'],
 ];
 
@@ -237,7 +244,7 @@ export function loraMessageArgument(msg: LoraMessage): Uint8Array {
         ...u16(msg.preambleSymbols, 'preamble symbols'),
         ...u16(msg.preambleTimeMs, 'preamble time'),
         ...u16(msg.csmaSlotMs, 'CSMA slot'),
-        ...u16(msg.difsMs, 'DIFS'),
+        ...(msg.difsMs !== undefined ? u16(msg.difsMs, 'DIFS') : []),
       ]);
     default: {
       const v = msg.value;
@@ -308,7 +315,7 @@ export function decodeLoraFrame(frame: Pick<KissFrame, 'type' | 'data'>): LoraDe
       return { message: { command: name, ...stats } };
     }
     case 'stat-phyprm':
-      if (d.length !== 12) return bad('12');
+      if (d.length !== 12 && d.length !== 10) return bad('12 (10 from older firmware)');
       return {
         message: {
           command: name,
@@ -317,7 +324,7 @@ export function decodeLoraFrame(frame: Pick<KissFrame, 'type' | 'data'>): LoraDe
           preambleSymbols: be16(d, 4),
           preambleTimeMs: be16(d, 6),
           csmaSlotMs: be16(d, 8),
-          difsMs: be16(d, 10),
+          ...(d.length === 12 ? { difsMs: be16(d, 10) } : {}),
         },
       };
     default:

@@ -63,13 +63,13 @@ function frame(type: number, data: Uint8Array | number[]): Pick<KissFrame, 'type
 const ALL_NAMES: readonly LoraCommandName[] = [
   'data', 'frequency', 'bandwidth', 'txpower', 'sf', 'cr', 'radio-state', 'detect', 'implicit',
   'leave', 'st-alock', 'lt-alock', 'promisc', 'ready', 'stat-rx', 'stat-tx', 'stat-rssi',
-  'stat-snr', 'stat-chtm', 'stat-phyprm', 'random', 'platform', 'mcu', 'fw-version', 'error',
+  'stat-snr', 'stat-chtm', 'stat-phyprm', 'random', 'platform', 'mcu', 'fw-version', 'reset', 'error',
 ];
 
 const U32_COMMANDS = ['frequency', 'bandwidth', 'stat-rx', 'stat-tx'] as const;
 const U8_COMMANDS = [
   'txpower', 'sf', 'cr', 'radio-state', 'detect', 'implicit', 'leave', 'promisc', 'ready',
-  'random', 'platform', 'mcu', 'error',
+  'random', 'platform', 'mcu', 'reset', 'error',
 ] as const;
 /** Commands whose one-byte 0x00 argument is the query form. */
 const QUERY_TARGETS = [
@@ -88,7 +88,7 @@ describe('command table', () => {
       RADIO_STATE: 0x06, DETECT: 0x08, IMPLICIT: 0x09, LEAVE: 0x0a, ST_ALOCK: 0x0b,
       LT_ALOCK: 0x0c, PROMISC: 0x0e, READY: 0x0f, STAT_RX: 0x21, STAT_TX: 0x22, STAT_RSSI: 0x23,
       STAT_SNR: 0x24, STAT_CHTM: 0x25, STAT_PHYPRM: 0x26, RANDOM: 0x40, PLATFORM: 0x48, MCU: 0x49,
-      FW_VERSION: 0x50, ERROR: 0x90,
+      FW_VERSION: 0x50, RESET: 0x55, ERROR: 0x90,
     });
     expect(DETECT_REQUEST).toBe(0x73);
     expect(DETECT_RESPONSE).toBe(0x46);
@@ -221,6 +221,8 @@ describe('round trip encode → KISS decode → decodeLoraFrame', () => {
       command: 'stat-phyprm',
       symbolTimeMs: 65.535, symbolRate: 65535, preambleSymbols: 65535, preambleTimeMs: 65535, csmaSlotMs: 65535, difsMs: 65535,
     });
+    // Older firmware: 10 bytes, no DIFS.
+    expectRoundTrip({ command: 'stat-phyprm', symbolTimeMs: 1.024, symbolRate: 976, preambleSymbols: 18, preambleTimeMs: 18, csmaSlotMs: 12 });
   });
 
   it('the one-byte query of every command that answers with more than one byte', () => {
@@ -238,6 +240,8 @@ describe('exact bytes of hand-computed frames', () => {
     ['FREQUENCY 869.525 MHz', { command: 'frequency', value: 869_525_000 }, 'C0 01 33 D3 E6 08 C0'],
     // 125 000 = 0x0001E848
     ['BANDWIDTH 125 kHz', { command: 'bandwidth', value: 125_000 }, 'C0 02 00 01 E8 48 C0'],
+    // The boot notice of ESP32 and nRF52 RNodes.
+    ['RESET F8 (boot notice)', { command: 'reset', value: 0xf8 }, 'C0 55 F8 C0'],
     ['TXPOWER 14 dBm', { command: 'txpower', value: 14 }, 'C0 03 0E C0'],
     ['SF 8', { command: 'sf', value: 8 }, 'C0 04 08 C0'],
     ['CR 4/5', { command: 'cr', value: 5 }, 'C0 05 05 C0'],
@@ -386,8 +390,8 @@ describe('decode errors', () => {
   });
 
   it('RNode codes this codec does not model are unknown-command', () => {
-    // RADIO_LOCK, STAT_BAT, STAT_CSMA, STAT_TEMP, BLINK, BOARD, RESET, KISS RETURN
-    for (const type of [0x07, 0x27, 0x28, 0x29, 0x30, 0x47, 0x55, 0xff]) {
+    // RADIO_LOCK, STAT_BAT, STAT_CSMA, STAT_TEMP, BLINK, BOARD, KISS RETURN (RESET is decoded: the boot notice)
+    for (const type of [0x07, 0x27, 0x28, 0x29, 0x30, 0x47, 0xff]) {
       expect(decodeLoraFrame(frame(type, [0xf8]))).toEqual({ error: { code: 'unknown-command', type } });
     }
   });
@@ -445,11 +449,13 @@ describe('decode errors', () => {
     }
   });
 
-  it('STAT_PHYPRM needs 12 bytes (the 10-byte form of older firmware is refused)', () => {
-    for (const n of [0, 2, 10, 11, 13]) {
+  it('STAT_PHYPRM needs 12 bytes, or the 10 of older firmware (no DIFS)', () => {
+    for (const n of [0, 2, 9, 11, 13]) {
       const data = new Array<number>(n).fill(0x11);
-      expect(decodeLoraFrame(frame(0x26, data))).toEqual(badLength('stat-phyprm', n, '12'));
+      expect(decodeLoraFrame(frame(0x26, data))).toEqual(badLength('stat-phyprm', n, '12 (10 from older firmware)'));
     }
+    const old = decodeLoraFrame(frame(0x26, [0x04, 0x00, 0x03, 0xd0, 0x00, 0x12, 0x00, 0x12, 0x00, 0x0c]));
+    expect(old).toEqual({ message: { command: 'stat-phyprm', symbolTimeMs: 1.024, symbolRate: 976, preambleSymbols: 18, preambleTimeMs: 18, csmaSlotMs: 12 } });
   });
 });
 

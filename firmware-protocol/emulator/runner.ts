@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
+import { encodeLoraMessage, RESET_NOTICE } from '../lora-modem.js';
 import { EmulatedModem, type EmulatedModemOptions } from './modem.js';
 import { DEFAULT_MEDIUM, UdpMedium } from './medium.js';
 
@@ -14,6 +15,8 @@ export interface ModemEmulatorConfig extends EmulatedModemOptions {
   medium?: { host: string; port: number };
   /** Radio time per wall-clock time; 1 is real time. */
   timeScale?: number;
+  /** Send the boot notice (RESET F8) on start, as ESP32 and nRF52 RNodes do when they boot. Default false. */
+  bootNotice?: boolean;
   log?: (line: string) => void;
 }
 
@@ -117,6 +120,7 @@ export async function startModemEmulator(config: ModemEmulatorConfig): Promise<R
   }
   running = new RunningModemEmulator(modem, link, medium, timeScale);
   const r = running;
+  if (config.bootNotice) link.write(encodeLoraMessage({ command: 'reset', value: RESET_NOTICE }));
   link.onData((bytes) => {
     modem.fromHost(bytes, r.now());
     r.flush();

@@ -92,6 +92,23 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     expect(reasons[0]).toMatch(/^the device sent \d+ DETECT answer\(s\) unasked in 100 ms: not an RNode-compatible modem/);
   });
 
+  it('a modem that reboots (its boot notice, RESET F8) is configured again', async () => {
+    const pty = await openPtyPair('lt');
+    cleanups.push(() => pty.close());
+    const first = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20 });
+    const lines: string[] = [];
+    const l = link(pty.host, 't', RADIO, { log: (line) => lines.push(line) });
+    await l.open();
+    expect(l.state).toBe('up');
+    // The modem restarts: the same serial device, a fresh firmware with its radio off, saying so.
+    await first.close();
+    const second = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20, bootNotice: true });
+    cleanups.push(() => second.close());
+    await until(() => l.counters.reconnects === 1 && l.state === 'up', 'the link configured again after the boot notice');
+    expect(lines.some((x) => x.includes('the modem restarted (boot notice)'))).toBe(true);
+    expect(l.stats).toMatchObject({ frequency: 869_525_000, sf: 7 });
+  });
+
   it('asks for READY when the modem does not send it by itself (as RNode firmware)', async () => {
     const a = link(await modem('lq', true, false), 'q');
     const b = link(await modem('lr2'), 'r2');
