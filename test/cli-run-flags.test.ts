@@ -95,3 +95,16 @@ describe('--mqtt and --tcp-listen / --tcp-connect', () => {
     for (const message of expectUsageErrors(cases)) expect(message).not.toContain('hunter2');
   });
 });
+
+describe('--min-firmware', () => {
+  it('MAJOR.MINOR for a LoRa modem; anything else, or without one, a usage error', () => {
+    expect(configFromFlags({ ...base, port: '/dev/ttyUSB0', frequency: '869525000', minFirmware: '1.74' }).interfaces).toEqual([
+      { kind: 'lora', path: '/dev/ttyUSB0', radio: { frequency: 869_525_000, bandwidth: 125_000, sf: 9, cr: 5, txPower: 14 }, minFirmware: [1, 74] },
+    ]);
+    expectUsageErrors([
+      [{ port: '/dev/ttyUSB0', frequency: '869525000', minFirmware: '1' }, /--min-firmware must be MAJOR\.MINOR/],
+      [{ sim: true, minFirmware: '1.74' }, /--min-firmware is for a LoRa modem/],
+      [{ port: '/dev/ttyUSB0', driver: 'kiss', minFirmware: '1.74' }, /--min-firmware is for a LoRa modem/],
+    ]);
+  });
+});

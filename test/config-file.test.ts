@@ -372,3 +372,13 @@ describe('bridge interfaces (mqtt, tcp): secrets from files and the environment'
     expect(() => validateConfig({ ...base, interfaces: [{ kind: 'tcp-listen', host: '0.0.0.0', port: 4400, token: 'a-long-shared-site-token' }] })).not.toThrow();
   });
 });
+
+describe('minFirmware', () => {
+  it('"MAJOR.MINOR" on a lora interface; anything else names the key', () => {
+    const c = parseConfigText('interfaces:\n  - { kind: lora, path: /dev/ttyUSB0, minFirmware: "1.74", radio: { frequency: 869525000, bandwidth: 125000, sf: 9, cr: 5, txPower: 14 } }\n', 'f.yaml');
+    expect(c.interfaces![0]).toMatchObject({ kind: 'lora', minFirmware: [1, 74] });
+    expect(() => parseConfigText('interfaces:\n  - { kind: lora, path: /dev/ttyUSB0, minFirmware: 1, radio: { frequency: 869525000, bandwidth: 125000, sf: 9, cr: 5, txPower: 14 } }\n', 'f.yaml')).toThrow(
+      /^f\.yaml: interfaces\[0\]\.minFirmware: must be a firmware version MAJOR\.MINOR/,
+    );
+  });
+});

@@ -90,7 +90,8 @@ interfaces:
   # (869.4-869.65 MHz, 10 % duty cycle). Needs region: eu868 above.
   # radio: frequency Hz; bandwidth Hz, one of 7800, 10400, 15600, 20800, 31250, 41700,
   # 62500, 125000, 250000, 500000; sf 5..12 (spreading factor); cr 5..8 (coding rate
-  # 4/5..4/8); txPower 0..30 dBm. baudRate 300..4000000 (default 115200).
+  # 4/5..4/8); txPower 0..30 dBm. baudRate 300..4000000 (default 115200). minFirmware:
+  # the oldest modem firmware accepted, e.g. "1.74" (older is refused at open, and retried).
   #- kind: lora
   #  name: lora0
   #  path: /dev/ttyUSB0

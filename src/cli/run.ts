@@ -44,6 +44,7 @@ export interface RunOptions {
   tcpListen?: string[];
   tcpConnect?: string[];
   tcpToken?: string;
+  minFirmware?: string;
   sim?: boolean;
   region: string;
   frequency?: string;
@@ -96,6 +97,7 @@ export function runOptions(cmd: Command): Command {
     .option('--sf <n>', 'LoRa spreading factor', '9')
     .option('--cr <n>', 'LoRa coding rate 5..8', '5')
     .option('--tx-power <dbm>', 'LoRa TX power in dBm', '14')
+    .option('--min-firmware <x.y>', 'the oldest LoRa modem firmware accepted, e.g. 1.74 (an older one is refused, and retried)')
     .option('--callsign <call>', 'operator callsign-SSID for AX.25 UI framing on KISS TNCs')
     .option('--txdelay <ms>', 'KISS TNC keying delay to set, ms (default: leave the TNC\'s own)')
     .option('--persist <p>', 'KISS TNC CSMA persistence to set, 0..1 (default: leave the TNC\'s own)')
@@ -115,6 +117,13 @@ export function runOptions(cmd: Command): Command {
     .option('--events', 'also print one JSON line per event on stdout (state, frame, neighbour, refused, status), for scripts')
     .option('--log-level <level>', 'least severe log lines written: trace, debug, info, warn, error or fatal (default info); JSON lines on stderr, short lines on a terminal')
     .option('--log-file <file>', 'append the log to FILE as JSON lines instead of stderr; SIGHUP reopens it and the --pcap file (logrotate)');
+}
+
+/** `--min-firmware 1.74` as [major, minor]. */
+function parseFirmware(text: string): [number, number] {
+  const m = /^(\d{1,3})\.(\d{1,3})$/.exec(text.trim());
+  if (!m) throw new UsageError(`--min-firmware must be MAJOR.MINOR, e.g. 1.74, got '${text}'`);
+  return [Number(m[1]), Number(m[2])];
 }
 
 /** commander's accumulator for repeatable options. */
@@ -191,6 +200,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
   if (csma && o.kissTcp === undefined && !(o.port !== undefined && o.driver === 'kiss')) {
     throw new UsageError('--txdelay, --persist, --slottime, --txtail and --duplex are for a KISS TNC (--driver kiss or --kiss-tcp)');
   }
+  if (o.minFirmware !== undefined && !(o.port !== undefined && o.driver === 'lora')) throw new UsageError('--min-firmware is for a LoRa modem (--port PATH with --driver lora)');
   if (o.port !== undefined) {
     if (o.driver === 'lora') {
       if (o.frequency === undefined) throw new UsageError('--frequency is required with --driver lora');
@@ -207,7 +217,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
         if (err instanceof LoraParamError) throw new UsageError(err.message);
         throw err;
       }
-      interfaces.push({ kind: 'lora', path: o.port, radio, ...baud });
+      interfaces.push({ kind: 'lora', path: o.port, radio, ...baud, ...(o.minFirmware !== undefined ? { minFirmware: parseFirmware(o.minFirmware) } : {}) });
     } else if (o.driver === 'kiss') {
       interfaces.push({ kind: 'kiss', path: o.port, ...baud, ...kissExtra });
     } else if (o.driver === 'slip') {
@@ -242,7 +252,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
 }
 
 /** Flags that name interfaces: given on the command line, they replace the file's interfaces. */
-const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'kissTcp', 'udp', 'udpPort', 'peer', 'mqtt', 'mqttCa', 'mqttCert', 'mqttKey', 'mqttMesh', 'tcpListen', 'tcpConnect', 'tcpToken', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
+const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'minFirmware', 'kissTcp', 'udp', 'udpPort', 'peer', 'mqtt', 'mqttCa', 'mqttCert', 'mqttKey', 'mqttMesh', 'tcpListen', 'tcpConnect', 'tcpToken', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
 
 /**
  * The config file under the flags: every setting the command line did not give comes from the

@@ -137,7 +137,12 @@ const csma = strict({
 
 const INTERFACE_KINDS = ['lora', 'kiss', 'slip', 'kiss-tcp', 'udp', 'mqtt', 'tcp-listen', 'tcp-connect', 'sim'] as const;
 
-const lora = strict({ kind: z.literal('lora'), name: name.optional(), path, baudRate: baudRate.optional(), radio });
+const firmwareError = expect('must be a firmware version MAJOR.MINOR, e.g. "1.74"');
+const firmware = z
+  .string({ error: firmwareError })
+  .regex(/^\d{1,3}\.\d{1,3}$/, { error: firmwareError })
+  .transform((v): [number, number] => [Number(v.split('.')[0]), Number(v.split('.')[1])]);
+const lora = strict({ kind: z.literal('lora'), name: name.optional(), path, baudRate: baudRate.optional(), radio, minFirmware: firmware.optional() });
 const kiss = strict({
   kind: z.literal('kiss'),
   name: name.optional(),

@@ -29,7 +29,8 @@ export interface TcpSpec {
 }
 
 export type InterfaceSpec =
-  | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio }
+  /** `minFirmware`: the oldest modem firmware accepted, [major, minor] (an older one is refused at open, and retried). */
+  | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio; minFirmware?: [number, number] }
   /** `csma`: only the TNC parameters to set (none by default: the TNC keeps its own). */
   | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string; csma?: Partial<KissCsmaConfig> }
   | { kind: 'slip'; name?: string; path: string; baudRate?: number }

@@ -124,6 +124,7 @@ function buildOne(
         path: spec.path,
         radio: spec.radio,
         ...baud(spec.baudRate),
+        ...(spec.minFirmware ? { minFirmware: spec.minFirmware } : {}),
         ...(config.cap?.shortPercent !== undefined ? { shortAirtimeLockPercent: config.cap.shortPercent } : {}),
         ...(config.cap?.longPercent !== undefined ? { longAirtimeLockPercent: config.cap.longPercent } : {}),
         log,

@@ -59,6 +59,15 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     expect(reasons[0]).toBe('modem refused frequency: asked 100000000, modem has 0');
   });
 
+  it('refuses firmware older than minFirmware, naming both versions', async () => {
+    const reasons: string[] = [];
+    const l = link(await modem('lf'), 'f', RADIO, { minFirmware: [9, 0] });
+    l.on('state', (_s, reason) => reason && reasons.push(reason));
+    await l.open();
+    expect(l.state).toBe('reconnecting');
+    expect(reasons[0]).toBe('modem firmware 1.74 is older than the required 9.0');
+  });
+
   it('reports a missing modem and comes up when one answers', async () => {
     const pty = await openPtyPair('ln');
     cleanups.push(() => pty.close());
