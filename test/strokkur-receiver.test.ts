@@ -152,7 +152,9 @@ describe('the UUID flood', () => {
     const rx = new Receiver({ maxStates: opts.maxStates, maxBufferedBytes: opts.maxBufferedBytes });
     const genuine = message(20_000, 42);
     // The genuine sender's chunks with some lost on the way (R = 8 covers them).
-    const chunks = allDatagrams(genuine, { chunkSize: 512, redundancy: 8 }).filter((_, i) => i % 13 !== 5);
+    // A seeded code (uuid and row seed): with a random one the four losses were, in about one run of a dozen, beyond what the eight redundant rows recover.
+    const seeded = new Prng(4242);
+    const chunks = allDatagrams(genuine, { chunkSize: 512, redundancy: 8, random: () => seeded.next() }).filter((_, i) => i % 13 !== 5);
     const got: Uint8Array[] = [];
     let g = 0;
     let maxStates = 0;
@@ -184,5 +186,36 @@ describe('the UUID flood', () => {
     expect(r.maxBytes).toBeLessThanOrEqual(256 * 1024);
     expect(r.rx.counters.evicted).toBeGreaterThan(90_000);
     expect(r.got).toEqual([r.genuine]);
+  });
+});
+
+describe('fair to a slow sender (the receiver given the time)', () => {
+  /** A LoRa sender's message, one chunk every 5 s, while a fast source floods 5,000 chunks of its own messages between two of them. */
+  function slowBesideFlood(withTime: boolean): { delivered: number; evicted: number } {
+    const rx = new Receiver({ maxStates: 8 });
+    const slow = message(2000, 31);
+    const chunks = allDatagrams(slow, { chunkSize: 200, redundancy: 2 });
+    const prng = new Prng(77);
+    let now = 0;
+    let got = 0;
+    let flood = 0;
+    for (const c of chunks) {
+      got += delivered(rx.push('lora-node', c, withTime ? now : undefined)).length;
+      for (let i = 0; i < 5000; i++) {
+        // Each a new message of 64 chunks, one chunk of it: a fast sender starting many.
+        const m = allDatagrams(message(64 * 64, 1000 + (flood++ % 97)), { chunkSize: 64, redundancy: 0 });
+        rx.push(`udp-${prng.int(4)}`, m[prng.int(m.length)]!, withTime ? now + i / 5 : undefined);
+      }
+      now += 5000;
+    }
+    return { delivered: got, evicted: rx.counters.evicted };
+  }
+
+  it('a slow message completes under a flood from others when pushes carry the time; counted by chunks it is starved', () => {
+    const timed = slowBesideFlood(true);
+    expect(timed.delivered).toBe(1);
+    expect(timed.evicted).toBeGreaterThan(0);
+    // The older rule, for callers without a clock: the slow message goes stale under the flood.
+    expect(slowBesideFlood(false).delivered).toBe(0);
   });
 });

@@ -947,7 +947,7 @@ export class ApiService implements GatewayService {
     const socket = this.bindPort(c, port);
     c.strokkurListens.set(port, socket);
     socket.on('message', (from, _fromPort, bytes) => {
-      for (const ev of this.receiver.push(`${port}:${hex(from)}`, bytes)) {
+      for (const ev of this.receiver.push(`${port}:${hex(from)}`, bytes, this.clock.now())) {
         if (!('message' in ev)) continue;
         // A message completes on the chunk just pushed: its header names the message.
         const chunk = decodeChunk(bytes);

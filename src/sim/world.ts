@@ -488,7 +488,7 @@ export class SimWorld {
       ready: (dst) => host.ready(dst, 'bulk'),
       onReady: (h) => void host.on('ready', h),
     });
-    const s = new Strokkur(transport, { random: mulberry32(hashName(this.scenario.seed, `strokkur/${n.name}`)) });
+    const s = new Strokkur(transport, { random: mulberry32(hashName(this.scenario.seed, `strokkur/${n.name}`)), now: () => this.clock.now() });
     s.on('message', (_from, bytes) => {
       if (bytes.length < 4) return;
       const flow = this.flows[new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0)];

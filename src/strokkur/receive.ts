@@ -311,8 +311,14 @@ export interface ReceiverOptions {
   maxBufferedBytes?: number;
   /** Preshared key: only keyed messages are accepted, and verified with it. Without: only unkeyed. */
   key?: Uint8Array;
-  /** A state that gained nothing during this many chunks counts as empty when a victim is chosen (default 64 × maxStates). */
+  /** A state that gained nothing during this many chunks counts as empty when a victim is chosen (default 64 × maxStates). Used when `push` is given no time. */
   staleAfter?: number;
+  /**
+   * With `push(source, bytes, now)`: a state that gained nothing for this long counts as empty
+   * (default 120,000 ms: a LoRa sender at SF12 sends a chunk every few seconds). Time, unlike a
+   * count of everyone's chunks, does not run faster for a slow sender when others flood.
+   */
+  staleAfterMs?: number;
   /** Messages remembered as finished (delivered or failed) per kind, so late chunks do not start them again (default 4096). */
   maxFinished?: number;
 }
@@ -341,6 +347,8 @@ interface Entry {
   state: ReceiveState;
   /** Receiver tick at which the state last gained rank. */
   progress: number;
+  /** The time it last gained rank, when pushes give one. */
+  progressAt: number | undefined;
 }
 
 function hex(bytes: Uint8Array): string {
@@ -366,10 +374,15 @@ class RecentSet {
 /**
  * Many messages from many sources at once, within caps. States are keyed by (source, uuid).
  * When a new chunk would exceed `maxStates` or `maxBufferedBytes`, other states are evicted:
- * the least complete first (fewest independent chunks; a state that gained nothing during the
- * last `staleAfter` chunks counts as having none), among equals the one whose source holds the
- * most states, then the one that progressed longest ago. So a flood of chunks with random UUIDs
- * (each a state with one chunk) evicts its own states before a message that is advancing.
+ * the least complete first, among equals the one whose source holds the most states, then the
+ * one that progressed longest ago. So a flood of chunks with random UUIDs (each a state with one
+ * chunk) evicts its own states before a message that is advancing.
+ *
+ * "Complete" and "stale" are fair to slow senders when `push` is given the time: completeness is
+ * the share of the message held (independent chunks ÷ k, so a small message nearly done outranks
+ * a large one just begun), and a state is stale (counts as empty) only after `staleAfterMs`
+ * without progress — by its own clock, however fast others' chunks arrive. Without a time, the
+ * older rule: independent chunks, stale after `staleAfter` chunks of anyone's traffic.
  */
 export class Receiver {
   readonly counters: ReceiverCounters = { chunks: 0, malformed: 0, duplicates: 0, evicted: 0, messages: 0, checksumFailures: 0, rejected: 0 };
@@ -383,11 +396,15 @@ export class Receiver {
   private readonly failed: RecentSet;
   private bytes = 0;
   private tick = 0;
+  private readonly staleAfterMs: number;
+  /** The time of the latest push that gave one (undefined: the chunk-count rule). */
+  private now: number | undefined;
 
   constructor(options: ReceiverOptions = {}) {
     this.maxStates = Math.max(1, Math.floor(options.maxStates ?? 64));
     this.maxBytes = Math.max(0, Math.floor(options.maxBufferedBytes ?? 16 * 1024 * 1024));
     this.staleAfter = Math.max(1, Math.floor(options.staleAfter ?? 64 * this.maxStates));
+    this.staleAfterMs = Math.max(0, options.staleAfterMs ?? 120_000);
     this.key = options.key?.slice();
     const finished = Math.max(0, Math.floor(options.maxFinished ?? 4096));
     this.delivered = new RecentSet(finished);
@@ -403,12 +420,14 @@ export class Receiver {
   }
 
   /**
-   * One datagram from `source` (an endpoint string, or a SID hex). Returns the messages it
-   * completes (each delivered once) and message-level errors (a digest mismatch). Never throws.
+   * One datagram from `source` (an endpoint string, or a SID hex), at `now` (ms, any monotonic
+   * clock; see the class comment). Returns the messages it completes (each delivered once) and
+   * message-level errors (a digest mismatch). Never throws.
    */
-  push(source: string, bytes: Uint8Array): ReceiverEvent[] {
+  push(source: string, bytes: Uint8Array, now?: number): ReceiverEvent[] {
     this.counters.chunks++;
     this.tick++;
+    if (now !== undefined && Number.isFinite(now)) this.now = now;
     try {
       return this.route(source, bytes);
     } catch {
@@ -451,7 +470,7 @@ export class Receiver {
     let result: AddChunkResult;
     if (entry === undefined) {
       const state = ReceiveState.fromChunk(chunk);
-      entry = { source, state, progress: this.tick };
+      entry = { source, state, progress: this.tick, progressAt: this.now };
       this.entries.set(id, entry);
       this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
       this.bytes += state.bufferedBytes;
@@ -465,7 +484,10 @@ export class Receiver {
         return [];
       }
       if (result.recycled !== undefined) this.counters.duplicates++;
-      else entry.progress = this.tick;
+      else {
+        entry.progress = this.tick;
+        entry.progressAt = this.now;
+      }
     }
     if (result.status !== 0) return [];
     return this.complete(id, entry);
@@ -506,6 +528,14 @@ export class Receiver {
     return true;
   }
 
+  /** How complete a state counts as when a victim is chosen (0: stale). */
+  private rank(e: Entry): number {
+    if (this.now !== undefined && e.progressAt !== undefined) {
+      return this.now - e.progressAt > this.staleAfterMs ? 0 : e.state.independent / e.state.k;
+    }
+    return this.tick - e.progress > this.staleAfter ? 0 : e.state.independent;
+  }
+
   private victim(keep: string): string | undefined {
     let best: string | undefined;
     let bestRank = 0;
@@ -513,7 +543,7 @@ export class Receiver {
     let bestProgress = 0;
     for (const [id, e] of this.entries) {
       if (id === keep) continue;
-      const rank = this.tick - e.progress > this.staleAfter ? 0 : e.state.independent;
+      const rank = this.rank(e);
       const share = this.perSource.get(e.source) ?? 0;
       if (
         best === undefined ||

@@ -67,6 +67,8 @@ export interface StrokkurOptions {
   pollMs?: number;
   /** Random source for the per-message code (tests pass a seeded one). */
   random?: () => number;
+  /** The receiver's clock, ms (its stale rule; see receive.ts). Default performance.now; simulations pass theirs. */
+  now?: () => number;
 }
 
 export interface StrokkurSendOptions {
@@ -360,7 +362,7 @@ export class Strokkur<Addr> extends EventEmitter<StrokkurEvents<Addr>> {
     this.sources.delete(key);
     this.sources.set(key, src);
     if (this.sources.size > MAX_REMEMBERED_SOURCES) this.sources.delete(this.sources.keys().next().value!);
-    for (const ev of this.receiver.push(key, bytes)) {
+    for (const ev of this.receiver.push(key, bytes, (this.options.now ?? performance.now.bind(performance))())) {
       if ('message' in ev) {
         this.counters.messagesReceived++;
         this.emit('message', ev.message.source === key ? src : (this.sources.get(ev.message.source) ?? src), ev.message.bytes);
