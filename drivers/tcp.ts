@@ -81,6 +81,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net, { type Server, type Socket } from 'node:net';
+import { isLoopbackHost } from '../src/link/address.js';
 import { RateCapAirtimeModel } from '../src/link/airtime/rate-cap.js';
 import { Backoff, type BackoffOptions } from '../src/link/backoff.js';
 import { BaseLink, countDrop, type Endpoint, type LinkState } from '../src/link/link.js';
@@ -154,16 +155,7 @@ export class TcpListenError extends Error {
   override readonly name = 'TcpListenError';
 }
 
-/** Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
-export function isLoopbackHost(host: string): boolean {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h === 'localhost') return true;
-  if (h.startsWith('::ffff:')) h = h.slice('::ffff:'.length); // IPv4-mapped
-  if (net.isIPv4(h)) return h.startsWith('127.');
-  if (net.isIPv6(h)) return /^(0{0,4}:){2,7}0{0,3}1$/.test(h) || h === '::1';
-  return false;
-}
+export { isLoopbackHost };
 
 /** "host:port", with IPv6 addresses in brackets. */
 export function formatHostPort(host: string, port: number): string {

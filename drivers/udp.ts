@@ -26,6 +26,7 @@ address the link goes 'reconnecting' and binds again.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
+import { isLoopbackHost } from '../src/link/address.js';
 import { FixedRateAirtimeModel } from '../src/link/airtime/fixed-rate.js';
 import { Backoff } from '../src/link/backoff.js';
 import { BaseLink, countDrop, type Endpoint } from '../src/link/link.js';
@@ -342,10 +343,9 @@ function fromUint32(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-const isLoopback = (address: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(address);
 
 /** 1200, or the largest UDP payload when nothing can leave the host (see `mtu`). */
 function defaultMtu(o: UdpLinkOptions): number {
-  const local = o.interface === undefined && o.address !== undefined && isLoopback(o.address);
-  return local && (o.peers ?? []).every((p) => isLoopback(p.address)) ? MAX_UDP_PAYLOAD : DEFAULT_UDP_MTU;
+  const local = o.interface === undefined && o.address !== undefined && isLoopbackHost(o.address);
+  return local && (o.peers ?? []).every((p) => isLoopbackHost(p.address)) ? MAX_UDP_PAYLOAD : DEFAULT_UDP_MTU;
 }

@@ -8,6 +8,7 @@ import { airtimeLimits, type AirtimeCap } from '../link/airtime-limits.js';
 import { loraMaxPayloadWithin, type LoraParams } from '../link/airtime/lora.js';
 import { bandRules, RegionError, type RegionName } from '../link/airtime/regions.js';
 import { parseAx25Address } from '../link/ax25.js';
+import { isLoopbackHost } from '../link/address.js';
 
 export interface LoraRadio {
   frequency: number;
@@ -102,7 +103,7 @@ export function validateConfig(c: DaemonConfig): void {
   if (c.api !== undefined) {
     if (!Number.isInteger(c.api.port) || c.api.port < 0 || c.api.port > 65_535) throw new ConfigError(`the API port must be 0..65535, got ${c.api.port}`);
     if (c.api.host === '') throw new ConfigError('the API needs a host to listen on (--api HOST:PORT)');
-    if (!isLoopback(c.api.host) && (c.apiToken === undefined || c.apiToken === '')) {
+    if (!isLoopbackHost(c.api.host) && (c.apiToken === undefined || c.apiToken === '')) {
       throw new ConfigError(`--api ${c.api.host}:${c.api.port} listens beyond loopback: give --api-token TOKEN (clients must send it first)`);
     }
   }
@@ -112,7 +113,7 @@ export function validateConfig(c: DaemonConfig): void {
     const name = interfaceName(i, 0);
     if (names.has(name)) throw new ConfigError(`two interfaces are named '${name}'`);
     names.add(name);
-    if (i.kind === 'tcp-listen' && !isLoopback(i.host) && (i.token === undefined || i.token === '')) {
+    if (i.kind === 'tcp-listen' && !isLoopbackHost(i.host) && (i.token === undefined || i.token === '')) {
       throw new ConfigError(`--tcp-listen ${i.host.includes(':') ? `[${i.host}]` : i.host}:${i.port} listens beyond loopback: give --tcp-token TOKEN (the same at both ends), because anyone can connect to a TCP port`);
     }
     if (i.kind === 'mqtt' && !/^mqtts?:\/\/[^/\s]+/.test(i.url)) throw new ConfigError(`an MQTT interface needs a URL mqtt://HOST[:PORT][/PREFIX] or mqtts://…`);
@@ -207,7 +208,5 @@ export function interfaceName(spec: InterfaceSpec, index: number): string {
   }
 }
 
-/** Whether a listening address only accepts connections from this machine. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+/** Whether a listening address only accepts connections from this machine (src/link/address.ts). */
+export { isLoopbackHost as isLoopback };

@@ -135,6 +135,7 @@ interface SimNode {
   configs: Map<string, InterfaceConfig>;
   routeChanges: number;
   datagramSocket?: MeshSocket;
+  mspListening?: boolean;
   strokkur?: Strokkur<Uint8Array>;
 }
 
@@ -415,8 +416,8 @@ export class SimWorld {
 
   private mspListener(n: SimNode): void {
     const sockets = n.msp.sockets;
-    if ((n as { mspListening?: boolean }).mspListening) return;
-    (n as { mspListening?: boolean }).mspListening = true;
+    if (n.mspListening) return;
+    n.mspListening = true;
     const states = new Map<number, { flow: Flow | undefined; offset: number; intact: boolean; header: boolean }>();
     const listener = sockets.socket();
     sockets.setLocal(listener, { port: MSP_PORT });
