@@ -21,11 +21,11 @@
  * TC (message type 1, hop limit 255), flooded on every interface: originator, KEYS (always: far
  * nodes may never have heard a HELLO from it), VALIDITY_TIME, BOOT, ICV; one address per symmetric
  * neighbour (at most MAX_TC_EDGES, cheapest first) with LINK_COST (226, float32 ms per byte) and
- * LINK_MTU (227, u16). Each node rebroadcasts a new TC fragment at most once, and only where a
+ * LINK_MTU (227, u16), and TC_FRAGMENT (229: index, count) when it is split. Each node rebroadcasts a new TC fragment at most once, and only where a
  * neighbour may not have heard it (see forward): no MPR election, but no echo in a full mesh. A
  * change triggers an early TC at most four times per TC interval (see dirtyTcAt).
  *
- * An interface needs an MTU of at least MIN_CONTROL_MTU (186 bytes): a TC or a HELLO with its
+ * An interface needs an MTU of at least MIN_CONTROL_MTU (191 bytes): a TC (with room for TC_FRAGMENT) or a HELLO with its
  * KEYS, BOOT and ICV and one address.
  *
  * BOOT (228, 12 bytes): the originator's boot token, epoch (u32, big-endian) ‖ nonce (8 bytes).
@@ -104,6 +104,13 @@ const TLV_LINK_STATUS = 3;
 const TLV_IN_RATIO = 225;
 const TLV_LINK_COST = 226;
 const TLV_LINK_MTU = 227;
+/**
+ * TC_FRAGMENT (229, 2 bytes: index, count; meshgw's own type) in each fragment of a TC that the
+ * writer had to split; absent from a TC sent whole. A receiver keeps the edges of the previous
+ * seqno until every fragment of the new one has come (or TC_FRAGMENT_GRACE_MS has passed), so a
+ * TC's later fragments do not vanish from the topology each time the first of a new seqno lands.
+ */
+const TLV_TC_FRAGMENT = 229;
 /** BOOT: epoch (u32, big-endian) ‖ boot nonce (8 bytes), in every HELLO and TC. meshgw's own type. */
 export const TLV_BOOT = 228;
 const BOOT_LENGTH = 12;
@@ -134,6 +141,13 @@ const FLOOD_COPIES = 2;
 /** A forward waits up to this many full frames' airtime ÷ duty cycle (random), at most MAX_FLOOD_DELAY_MS. */
 const FLOOD_WINDOW_FRAMES = 4;
 const MAX_FLOOD_DELAY_MS = 30_000;
+/**
+ * How long the edges of a TC's previous seqno outlive its first new fragment: the fragments of
+ * one TC go back to back, but each is forwarded on its own, with up to MAX_FLOOD_DELAY_MS of
+ * flood delay per hop. Replacing the whole set at the first fragment made every multi-fragment
+ * TC's later edges (and the routes over them) vanish until their fragment came, at every round.
+ */
+const TC_FRAGMENT_GRACE_MS = 2 * MAX_FLOOD_DELAY_MS;
 
 interface PendingForward {
   bytes: Uint8Array;
@@ -141,7 +155,8 @@ interface PendingForward {
   origin: string;
   seqno: number;
   at: number;
-  copies: number;
+  /** Other copies heard, per interface they were heard on. */
+  copies: Map<string, number>;
 }
 /** Advertised edges kept over all TCs (1,000 nodes of 16 neighbours; bounds a route computation): a TC's edges beyond it are ignored (`edgesRefused`); nobody's edges are evicted for them. */
 export const MAX_TOPOLOGY_EDGES = 16_384;
@@ -155,8 +170,8 @@ export const MAX_FRAGMENTS = 64;
 export const DEFAULT_HELLO_MAX_NEIGHBOURS = 32;
 /** Fragments of a HELLO naming 32 neighbours on a 255-byte MTU, at most: a fragment with KEYS holds 4 addresses even when every address TLV differs (244 bytes), so ⌈32 ÷ 4⌉. */
 export const MAX_HELLO_FRAGMENTS_255 = 8;
-/** The smallest interface MTU that holds a HELLO or a TC with KEYS, BOOT, ICV and one address (measured). */
-export const MIN_CONTROL_MTU = 186;
+/** The smallest interface MTU that holds a HELLO or a TC with KEYS, BOOT, TC_FRAGMENT, ICV and one address (measured). */
+export const MIN_CONTROL_MTU = 191;
 
 export interface ControlLimits {
   nodes: number;
@@ -336,6 +351,18 @@ interface TcState extends Timed {
   id: string;
   validUntil: number;
   edges: Map<string, { cost: number; mtu: number }>;
+  /**
+   * Edges of the previous seqno that no fragment of the current one has named yet: kept until
+   * `sweepAt` (the later fragments may still be on their way), then dropped.
+   */
+  carried: Set<string>;
+  sweepAt: number;
+  /** Fragment indexes of the current seqno seen, and how many it has (1: sent whole). */
+  fragmentsSeen: Set<number>;
+  fragmentCount: number;
+  /** When its current seqno first arrived, and the recent longest gap between new seqnos here (decaying; 0: none yet). */
+  newAt: number;
+  gapMs: number;
 }
 
 interface IfaceState {
@@ -805,6 +832,7 @@ export class ControlPlane {
         this.addTlv(ctx, TLV_VALIDITY, Uint8Array.of(encodeTime(3 * this.tcInterval())));
         this.addTlv(ctx, TLV_BOOT, this.bootValue);
         this.addTlv(ctx, TLV_KEYS, this.identity.ed25519Public);
+        ctx.reserveTlv(TLV_TC_FRAGMENT, 0, 2);
         ctx.reserveTlv(TLV_ICV, ICV_EXT_GENERIC, ICV_LENGTH);
       },
       addAddresses: (ctx) => {
@@ -865,6 +893,12 @@ export class ControlPlane {
   /** Signs one fragment: the model it will carry, as the receiver will decode it. */
   private sign(ctx: MessageTlvFinishContext): void {
     const b = this.building!;
+    let tlvs = b.tlvs;
+    if (b.header.type === MSG_TC && ctx.fragment.count > 1) {
+      const value = Uint8Array.of(ctx.fragment.index, Math.min(255, ctx.fragment.count));
+      ctx.setReservedTlv(TLV_TC_FRAGMENT, 0, value);
+      tlvs = [...tlvs, { type: TLV_TC_FRAGMENT, extType: 0, value }];
+    }
     const model: Message = {
       type: b.header.type,
       addrLength: 16,
@@ -872,7 +906,7 @@ export class ControlPlane {
       hopLimit: null,
       hopCount: null,
       seqno: b.header.seqno,
-      tlvs: b.tlvs,
+      tlvs,
       addresses: ctx.fragment.addresses.map((a) => ({ address: a.address, prefixLength: a.prefixLength, tlvs: b.addressTlvs.get(hex(a.address)) ?? [] })),
     };
     ctx.setReservedTlv(TLV_ICV, ICV_EXT_GENERIC, icvValue(model, this.identity.ed25519Secret));
@@ -908,8 +942,11 @@ export class ControlPlane {
    * FLOOD_WINDOW_FRAMES full frames' airtime ÷ duty cycle on the slowest of those interfaces (the
    * time the interface needs per frame it may send; at most 30 s), and is dropped if
    * FLOOD_COPIES other copies of it (same digest: the signed message, whatever its hop count) were
-   * heard meanwhile: the neighbourhood has been covered (counter-based flooding, as in Ni et al.,
-   * "The broadcast storm problem in a mobile ad hoc network", 1999). Where a channel is dense this
+   * heard meanwhile on an interface, which then needs no copy from us: that neighbourhood has
+   * been covered (counter-based flooding, as in Ni et al.,
+   * "The broadcast storm problem in a mobile ad hoc network", 1999). Copies heard on one
+   * interface never cancel the forward onto another: a gateway between a busy LoRa channel and
+   * Wi-Fi is the only one to carry a TC onto Wi-Fi. Where a channel is dense this
    * cuts the forwards to a few per neighbourhood; a sparse chain still forwards every copy. A
    * neighbour replaying copies could suppress our forward; it could as well jam the channel, and
    * the next periodic TC floods again.
@@ -942,7 +979,7 @@ export class ControlPlane {
     }
     if (wanted.size === 0) return;
     for (const name of wanted) this.forwardAllowed(`${name}/${origin}`, message.seqno ?? 0, spacing, true);
-    const forward: PendingForward = { bytes, wanted, origin, seqno: message.seqno ?? 0, at: this.now, copies: 0 };
+    const forward: PendingForward = { bytes, wanted, origin, seqno: message.seqno ?? 0, at: this.now, copies: new Map() };
     if (!this.floodSuppression || digest === undefined || this.pendingForwards.has(digest) || this.pendingForwards.size >= MAX_PENDING_FORWARDS) {
       this.sendForward(forward);
       return;
@@ -970,10 +1007,15 @@ export class ControlPlane {
     return true;
   }
 
-  /** Another copy of a TC fragment we hold for forwarding was heard. */
-  private overheard(digest: string): void {
+  /** Another copy of a TC fragment we hold for forwarding was heard on `iface`. */
+  private overheard(digest: string, iface: string): void {
     const f = this.pendingForwards.get(digest);
-    if (f === undefined || ++f.copies < FLOOD_COPIES) return;
+    if (f === undefined || !f.wanted.has(iface)) return;
+    const copies = (f.copies.get(iface) ?? 0) + 1;
+    f.copies.set(iface, copies);
+    if (copies < FLOOD_COPIES) return;
+    f.wanted.delete(iface);
+    if (f.wanted.size > 0) return;
     this.pendingForwards.delete(digest);
     this.counters.tcsSuppressed++;
   }
@@ -1071,7 +1113,7 @@ export class ControlPlane {
     const verdict = this.judge(state, holder?.floor, inb);
     if (verdict === 'stale' || verdict === 'duplicate') {
       this.counters[verdict]++;
-      if (verdict === 'duplicate' && kind === 'tc') this.overheard(this.digestOf(inb));
+      if (verdict === 'duplicate' && kind === 'tc') this.overheard(this.digestOf(inb), s.cfg.name);
       return undefined;
     }
     const keys = inb.m.tlvs.find((t) => t.type === TLV_KEYS && t.extType === 0)?.value;
@@ -1306,24 +1348,43 @@ export class ControlPlane {
 
   private updateTc(node: NodeEntry, inb: Inbound, verdict: 'new' | 'fragment'): void {
     const ownTcs = 3 * this.tcInterval();
-    const validity = this.validity(inb.m, ownTcs, Math.min(6 * this.maxHelloMs, Math.max(6 * this.minHelloMs, ownTcs)), 6 * this.maxHelloMs);
+    const cap = 6 * this.maxHelloMs;
+    let validity = this.validity(inb.m, ownTcs, Math.min(cap, Math.max(6 * this.minHelloMs, ownTcs)), cap);
     let t = this.tcs.get(node.id);
     let changed = false;
+    if (t && verdict === 'new') {
+      // The originator's interval is not how often its TCs arrive here: each forwarder on the
+      // way passes one per its own spacing (slower interfaces, slower forwarders), and some are
+      // lost. Hold it for three of the longest recent gaps seen here (a maximum that decays by a
+      // quarter per TC), but never more than four times what it claims, nor the cap.
+      const gap = this.now - t.newAt;
+      t.gapMs = Math.max(gap, 0.75 * t.gapMs);
+      t.newAt = this.now;
+      validity = Math.max(validity, Math.min(cap, 4 * validity, 3 * t.gapMs));
+    }
     if (!t) {
-      t = { kind: 'tc', scheduledAt: Infinity, alive: true, id: node.id, validUntil: 0, edges: new Map() };
+      t = { kind: 'tc', scheduledAt: Infinity, alive: true, id: node.id, validUntil: 0, edges: new Map(), carried: new Set(), sweepAt: Infinity, fragmentsSeen: new Set(), fragmentCount: 1, newAt: this.now, gapMs: 0 };
       this.tcs.set(node.id, t);
       this.timedCount++;
       this.updateIdle(node);
       changed = true;
     }
-    const previous = t.edges;
+    const frag = inb.m.tlvs.find((x) => x.type === TLV_TC_FRAGMENT && x.extType === 0)?.value;
+    const [index, count] = frag && frag.length === 2 && frag[0]! < frag[1]! ? [frag[0]!, frag[1]!] : [0, 1];
     if (verdict === 'new') {
-      this.edgeCount -= previous.size;
-      t.edges = new Map();
+      // Edges carried from two seqnos ago were named by no fragment of the last one: gone.
+      if (this.dropCarried(t)) changed = true;
+      for (const to of t.edges.keys()) t.carried.add(to);
+      t.sweepAt = t.carried.size > 0 ? this.now + TC_FRAGMENT_GRACE_MS : Infinity;
+      t.fragmentsSeen.clear();
+      t.fragmentCount = count;
     }
+    t.fragmentsSeen.add(index);
     for (const a of inb.m.addresses) {
       const to = hex(a.address);
-      if (to === node.id || t.edges.has(to)) continue;
+      if (to === node.id) continue;
+      const known = t.edges.get(to);
+      if (known && !t.carried.has(to)) continue; // named twice in this seqno
       const cost = a.tlvs.find((x) => x.type === TLV_LINK_COST && x.extType === 0)?.value;
       const mtu = a.tlvs.find((x) => x.type === TLV_LINK_MTU && x.extType === 0)?.value;
       if (!cost || cost.length !== 4 || !mtu || mtu.length !== 2) continue;
@@ -1332,15 +1393,32 @@ export class ControlPlane {
         this.counters.badCost++;
         continue;
       }
-      if (t.edges.size >= this.limits.tcEdges || this.edgeCount >= this.limits.topologyEdges) {
-        this.counters.edgesRefused++;
+      const edge = { cost: c, mtu: (mtu[0]! << 8) | mtu[1]! };
+      if (known) {
+        // Named again by the new seqno: no longer carried; a change of cost or MTU is a change.
+        t.carried.delete(to);
+        if (known.cost !== edge.cost || known.mtu !== edge.mtu) changed = true;
+        t.edges.set(to, edge);
         continue;
       }
-      t.edges.set(to, { cost: c, mtu: (mtu[0]! << 8) | mtu[1]! });
+      if (t.edges.size >= this.limits.tcEdges || this.edgeCount >= this.limits.topologyEdges) {
+        // Room first from this TC's own carried edges, then refused.
+        const stale = t.carried.values().next();
+        if (stale.done) {
+          this.counters.edgesRefused++;
+          continue;
+        }
+        t.carried.delete(stale.value);
+        t.edges.delete(stale.value);
+        this.edgeCount--;
+      }
+      t.edges.set(to, edge);
       this.edgeCount++;
-      if (verdict === 'fragment') changed = true;
+      changed = true;
     }
-    if (verdict === 'new' && !sameEdges(previous, t.edges)) changed = true;
+    // Every fragment of this seqno is in (or it came whole): what it did not name is gone now.
+    if (t.fragmentsSeen.size >= t.fragmentCount && this.dropCarried(t)) changed = true;
+    if (t.carried.size === 0) t.sweepAt = Infinity;
     t.validUntil = this.now + validity;
     this.schedule(t);
     if (changed) this.version++;
@@ -1350,7 +1428,7 @@ export class ControlPlane {
 
   /** The next time something happens to this entry by itself (Infinity: never). */
   private nextEventOf(e: LinkState | TcState): number {
-    if (e.kind === 'tc') return e.validUntil;
+    if (e.kind === 'tc') return Math.min(e.validUntil, e.sweepAt);
     let next = e.lostUntil;
     if (e.heardUntil > this.now) next = Math.min(next, e.heardUntil);
     if (e.theyHearUsUntil > this.now) next = Math.min(next, e.theyHearUsUntil);
@@ -1364,6 +1442,16 @@ export class ControlPlane {
     e.scheduledAt = at;
     this.deadlines.push(at, e);
     if (this.deadlines.size > 2 * this.timedCount + 64) this.deadlines.compact();
+  }
+
+  /** Drops a TC's carried edges (see TcState.carried); true if there were any. */
+  private dropCarried(t: TcState): boolean {
+    t.sweepAt = Infinity;
+    if (t.carried.size === 0) return false;
+    for (const to of t.carried) t.edges.delete(to);
+    this.edgeCount -= t.carried.size;
+    t.carried.clear();
+    return true;
   }
 
   private dropLink(s: IfaceState, l: LinkState): void {
@@ -1393,6 +1481,7 @@ export class ControlPlane {
           this.version++;
           continue;
         }
+        if (e.sweepAt <= now && this.dropCarried(e)) this.version++;
       } else {
         const s = this.ifaces.get(e.iface);
         if (!s || s.links.get(e.id) !== e) continue;
@@ -1419,15 +1508,6 @@ function positive(v: number, what: string): number {
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameEdges(a: Map<string, { cost: number; mtu: number }>, b: Map<string, { cost: number; mtu: number }>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, e] of a) {
-    const f = b.get(k);
-    if (!f || f.cost !== e.cost || f.mtu !== e.mtu) return false;
-  }
   return true;
 }
 
