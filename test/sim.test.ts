@@ -126,7 +126,7 @@ describe('meshgw sim: the shipped scenarios, through the CLI', () => {
   });
 
   for (const file of ['lora-chain.yaml', 'lora-wifi-gateway.yaml', 'random-50.yaml']) {
-    it(`${file}: runs, exit 0, and no interface exceeds its duty cycle (counted from the medium)`, () => {
+    it(`${file}: runs, exit 0, and no interface exceeds its duty cycle (counted from the medium)`, { timeout: 180_000 }, () => {
       const r = sim(['--scenario', join(EXAMPLES, file), '--json']);
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
