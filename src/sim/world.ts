@@ -524,6 +524,15 @@ export class SimWorld {
     });
   }
 
+  /**
+   * The medium's record of every transmission a node made on one of its interfaces (start and
+   * airtime, ms), for checks that must not trust the pacer (the soak's window count).
+   */
+  transmissions(node: string, medium: string): { readonly starts: readonly number[]; readonly airtimes: readonly number[] } | undefined {
+    const link = this.byName.get(node)?.links.get(medium);
+    return link ? this.tx.get(link) : undefined;
+  }
+
   /** Gathers the figures at the end of a run. */
   report(hours: number, wallMs: number): SimReport {
     const sc = this.scenario;
