@@ -88,7 +88,8 @@ describe('wire format', () => {
     expect(bad((b) => Uint8Array.of(...b, 0))).toMatch(/payload bytes/);
     expect(bad((b) => ((b[0] = 0x51), b))).toMatch(/magic/);
     expect(bad((b) => ((b[1] = 0x21), b))).toMatch(/version/);
-    expect(bad((b) => ((b[1] = 0x12), b))).toMatch(/reserved/);
+    // Bits 3..2 of byte 1 are reserved (bit 1, S, is the SHA-3 digest since; bit 0, K, keyed).
+    for (const b1 of [0x14, 0x18, 0x1c, 0x16, 0x1f]) expect(bad((b) => ((b[1] = b1), b))).toMatch(/reserved/);
     expect(bad((b) => ((b[18] = 0), (b[19] = 0), (b[20] = 0), b))).toMatch(/message size/);
     expect(bad((b) => ((b[18] = 0x40), (b[20] = 1), b))).toMatch(/message size/);
     expect(bad((b) => ((b[21] = 0), (b[22] = 0), b))).toMatch(/chunk size 0/);

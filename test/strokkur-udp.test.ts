@@ -124,6 +124,8 @@ describe('meshgw msg over loopback, two processes', () => {
       // A hostile name: one path component, safe characters, no leading dot.
       { args: [photo, '--name', '../../.ssh/authorized keys;rm -rf'], data: seededBytes(100, 9) },
       { args: [photo, '--no-name'], data: seededBytes(50, 10) },
+      // SHA3-256 (byte 1's S bit): the listener takes it as it is.
+      { args: [photo, '--no-name', '--digest', 'sha3-256'], data: seededBytes(5000, 15) },
     ];
     for (const s of sends) {
       writeFileSync(photo, s.data);
@@ -137,6 +139,7 @@ describe('meshgw msg over loopback, two processes', () => {
       ['photo.jpg', 'photo.jpg'],
       ['photo.jpg', `photo-${d0}.jpg`],
       ['../../.ssh/authorized keys;rm -rf', 'authorized_keys_rm_-rf'],
+      [undefined, expect.stringMatching(/^\d{8}T\d{6}\.\d{3}Z-127\.0\.0\.1_\d+-[0-9a-f]{16}$/)],
       [undefined, expect.stringMatching(/^\d{8}T\d{6}\.\d{3}Z-127\.0\.0\.1_\d+-[0-9a-f]{16}$/)],
     ]);
     lines.forEach((l, i) => expect(Buffer.compare(readFileSync(l.file), Buffer.from(sends[i]!.data)), l.file).toBe(0));
@@ -191,12 +194,15 @@ describe('meshgw msg over loopback, two processes', () => {
     dir = mkdtempSync(join(tmpdir(), 'meshgw-msg-'));
     const empty = join(dir, 'empty');
     writeFileSync(empty, new Uint8Array(0));
+    writeFileSync(join(dir, 'one'), 'x');
     const cases = [
       ['msg', 'send', 'localhost', empty],
       ['msg', 'send', '127.0.0.1:99999', empty],
       ['msg', 'send', '[nothex]:5', empty],
       ['msg', 'send', '127.0.0.1:4270', join(dir, 'no-such-file')],
       ['msg', 'send', '127.0.0.1:4270', empty],
+      ['msg', 'send', '127.0.0.1:4270', join(dir, 'one'), '--digest', 'md5'],
+      ['msg', 'send', '3fa9c0de11223344', join(dir, 'one'), '--digest', 'sha3-256'],
       ['msg', 'listen'],
       ['msg', 'listen', '--udp', '0', '--host', 'not-an-address'],
     ];
@@ -206,6 +212,7 @@ describe('meshgw msg over loopback, two processes', () => {
       expect(r.code, what).toBe(2);
       expect(r.stderr.trim().split('\n'), what).toHaveLength(1);
       expect(r.stderr, what).toMatch(/^meshgw: |^error: /);
+      if (what.includes('--digest')) expect(r.stderr, what).toMatch(/--digest/);
     });
   });
 });

@@ -34,7 +34,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { basename, extname, join } from 'node:path';
 import type { Endpoint } from '../link/link.js';
-import { MAX_MESSAGE } from '../strokkur/chunk.js';
+import { MAX_MESSAGE, type DigestAlgorithm } from '../strokkur/chunk.js';
 import { Strokkur } from '../strokkur/strokkur.js';
 import { UdpStrokkurTransport, endpointKey } from '../strokkur/udp.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
@@ -57,6 +57,7 @@ export function parseMeshTarget(value: string): { sid: string; port: number | un
 
 interface SendOptions extends Partial<ApiOptions> {
   redundancy?: string;
+  digest?: string;
   keyFile?: string;
   /** A name to give (string), none (false), or the file's own (undefined). */
   name?: string | false;
@@ -141,6 +142,7 @@ export function msgSendOptions(cmd: Command): Command {
       .argument('<target>', `HOST:PORT of a UDP listener (e.g. 127.0.0.1:4270, [::1]:4270), or SID[:PORT] of a mesh node through the daemon (mesh port default ${MESH_MSG_PORT})`)
       .argument('<file>', 'the message: a file, or - to read stdin (1 byte to 4 MiB)')
       .option('--redundancy <r>', 'redundant rows beyond the first (R); default 4')
+      .option('--digest <name>', 'the message digest: sha256 (default, every listener) or sha3-256 (UDP only)')
       .option('--name <name>', "the name the receiver stores it under (default: the file's name; none from stdin)")
       .option('--no-name', 'send the bytes alone, without a name')
       .option('--mtu <bytes>', 'largest datagram (UDP only)', '1200')
@@ -183,8 +185,10 @@ async function messageToSend(file: string, opts: SendOptions): Promise<Outgoing>
 
 export async function runMsgSendCommand(target: string, file: string, opts: SendOptions): Promise<void> {
   const redundancy = opts.redundancy !== undefined ? parseIntOption('--redundancy', opts.redundancy, 0, 1000) : undefined;
+  const digest = parseDigestOption(opts.digest);
   const mesh = parseMeshTarget(target);
   if (mesh !== undefined && opts.keyFile !== undefined) throw new UsageError('--key-file is for UDP (HOST:PORT); over the mesh, messages are sealed end to end already');
+  if (mesh !== undefined && digest !== undefined) throw new UsageError('--digest is for UDP (HOST:PORT); over the mesh, the daemon sends with its own');
   if (mesh !== undefined) return sendOverMesh(mesh, await messageToSend(file, opts), redundancy, opts);
   const key = await readKey(opts.keyFile);
   const { host, port } = parseHostPort(target);
@@ -200,7 +204,7 @@ export async function runMsgSendCommand(target: string, file: string, opts: Send
     throw new Error(`cannot resolve '${host}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const transport = await UdpStrokkurTransport.open({ type: family === 6 ? 'udp6' : 'udp4', mtu, ...(bitRate > 0 ? { bitRate } : {}) });
-  const strokkur = new Strokkur(transport, key ? { key } : {});
+  const strokkur = new Strokkur(transport, { ...(key ? { key } : {}), ...(digest ? { digest } : {}) });
   const dst: Endpoint = { address, port };
   try {
     const r = await strokkur.send(dst, data, redundancy !== undefined ? { redundancy } : {});
@@ -215,6 +219,13 @@ export async function runMsgSendCommand(target: string, file: string, opts: Send
     strokkur.close();
     await transport.close();
   }
+}
+
+/** `--digest`: sha256 or sha3-256 (UsageError otherwise); undefined when not given. */
+export function parseDigestOption(value: string | undefined): DigestAlgorithm | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'sha256' || value === 'sha3-256') return value;
+  throw new UsageError(`--digest must be sha256 or sha3-256, got '${value}'`);
 }
 
 export function msgListenOptions(cmd: Command): Command {

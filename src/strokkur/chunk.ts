@@ -3,7 +3,8 @@
  * file). A pure codec: the erasure code's rows are code.ts, sending send.ts, receiving receive.ts.
  *
  *   byte 0      0x73 ('s')     magic (RFC 5444 packets start 0x0_, mesh datagram frames 0x5_)
- *   byte 1      VVVV 000K      version 1 in the high nibble; K = keyed (HMAC-SHA-256 digest)
+ *   byte 1      VVVV 00SK      version 1 in the high nibble; S = SHA-3 digest (SHA3-256), else
+ *                              SHA-256; K = keyed (HMAC-SHA-256, or keyed SHA3-256); bits 3..2 zero
  *   2..17       uuid           16 random bytes per message
  *   18..20      messageSize    u24 BE, 1 .. 4 MiB
  *   21..22      chunkSize      u16 BE, payload bytes per chunk, ≥ 1
@@ -18,10 +19,17 @@
 
 export const STROKKUR_MAGIC = 0x73;
 export const STROKKUR_VERSION = 1;
-/** Flag bit in byte 1: the digest is HMAC-SHA-256 with a preshared key. */
+/** Flag bit in byte 1: the digest is keyed with a preshared key (HMAC-SHA-256, or keyed SHA3-256 with SHA3_FLAG). */
 export const KEYED_FLAG = 0x01;
+/** Flag bit in byte 1: the digest is of the SHA-3 family (SHA3-256); clear: SHA-256. */
+export const SHA3_FLAG = 0x02;
+/** Byte 1's reserved bits (3..2): a chunk with any of them set is dropped. */
+export const RESERVED_FLAGS = 0x0c;
+
+/** The digest that follows the message in the coded data (byte 1's S bit). */
+export type DigestAlgorithm = 'sha256' | 'sha3-256';
 export const MAX_MESSAGE = 4 * 1024 * 1024;
-/** Bytes of the digest (SHA-256 or HMAC-SHA-256) that follow the message in the coded data. */
+/** Bytes of the digest (any of the four) that follow the message in the coded data. */
 export const HASH_LENGTH = 32;
 /** Header bytes per chunk. */
 export const CHUNK_OVERHEAD = 31;
@@ -46,8 +54,15 @@ export interface ChunkHeader {
   index: number;
   /** u32: generates the redundant rows' coefficients. */
   seed: number;
-  /** HMAC mode. */
+  /** Keyed digest (HMAC-SHA-256, or keyed SHA3-256). */
   keyed: boolean;
+  /** The digest's family: absent (as decodeChunk gives it for S = 0) means 'sha256'. */
+  digest?: DigestAlgorithm;
+}
+
+/** The header's digest family (absent: SHA-256). */
+export function digestAlgorithmOf(h: ChunkHeader): DigestAlgorithm {
+  return h.digest ?? 'sha256';
 }
 
 export interface Chunk {
@@ -75,6 +90,7 @@ export function headerProblem(h: ChunkHeader): string | undefined {
   if (h.rows - k > MAX_REDUNDANT_ROWS) return `${h.rows - k} redundant rows, above ${MAX_REDUNDANT_ROWS}`;
   if (!Number.isInteger(h.index) || h.index < 0 || h.index >= h.rows) return `index ${h.index} outside 0..${h.rows - 1}`;
   if (!Number.isInteger(h.seed) || h.seed < 0 || h.seed > 0xffffffff) return `seed ${h.seed} is not a u32`;
+  if (h.digest !== undefined && h.digest !== 'sha256' && h.digest !== 'sha3-256') return `unknown digest ${String(h.digest)}`;
   return undefined;
 }
 
@@ -86,7 +102,7 @@ export function encodeChunk(c: Chunk): Uint8Array {
   if (c.payload.length !== h.chunkSize) throw new RangeError(`payload is ${c.payload.length} bytes, chunk size is ${h.chunkSize}`);
   const out = new Uint8Array(CHUNK_OVERHEAD + h.chunkSize);
   out[0] = STROKKUR_MAGIC;
-  out[1] = (STROKKUR_VERSION << 4) | (h.keyed ? KEYED_FLAG : 0);
+  out[1] = (STROKKUR_VERSION << 4) | (h.digest === 'sha3-256' ? SHA3_FLAG : 0) | (h.keyed ? KEYED_FLAG : 0);
   out.set(h.uuid, 2);
   out[18] = h.messageSize >>> 16;
   out[19] = (h.messageSize >>> 8) & 0xff;
@@ -112,7 +128,7 @@ export function decodeChunk(bytes: Uint8Array): DecodeChunkResult {
   if (bytes[0] !== STROKKUR_MAGIC) return { ok: false, reason: 'not a Strokkur chunk (magic)' };
   const b1 = bytes[1]!;
   if (b1 >>> 4 !== STROKKUR_VERSION) return { ok: false, reason: `unknown version ${b1 >>> 4}` };
-  if ((b1 & 0x0f & ~KEYED_FLAG) !== 0) return { ok: false, reason: 'reserved flag bits set' };
+  if ((b1 & RESERVED_FLAGS) !== 0) return { ok: false, reason: 'reserved flag bits set' };
   const at = (i: number): number => bytes[i]!;
   const messageSize = (at(18) << 16) | (at(19) << 8) | at(20);
   const chunkSize = (at(21) << 8) | at(22);
@@ -133,6 +149,7 @@ export function decodeChunk(bytes: Uint8Array): DecodeChunkResult {
     seed,
     keyed: (b1 & KEYED_FLAG) !== 0,
   };
+  if ((b1 & SHA3_FLAG) !== 0) header.digest = 'sha3-256';
   const problem = headerProblem(header);
   if (problem !== undefined) return { ok: false, reason: problem };
   return { ok: true, chunk: { header, payload: bytes.subarray(CHUNK_OVERHEAD) } };

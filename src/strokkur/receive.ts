@@ -10,20 +10,38 @@
  * - `dense`: redundant rows in reduced echelon form, one per pivot column; a pivot is a column
  *   whose source chunk is missing; each row's coefficients have no bit in a present column nor
  *   in another row's pivot column;
- * - `slots`: one payload per column: the source chunk itself for a present column, the reduced
- *   row's payload for a pivot column. So the state holds at most k payloads (memory ≈ received
- *   chunks × chunkSize, plus k/8 bytes per held redundant row), and when the rank reaches k
- *   every row is down to its pivot alone: the slots are the source chunks, and decoding is done.
+ * - one payload slot per held column: the source chunk itself for a present column, the reduced
+ *   row's payload for a pivot column. When the rank reaches k every row is down to its pivot
+ *   alone: the slots are the source chunks, and decoding is done.
+ *
+ * Where the slots live. A message's first chunks get a slot each (so a state that never gets
+ * far — a flood of one chunk per UUID — holds and accounts only what it received). Once it holds
+ * ⌈k / 32⌉ independent chunks it moves to one store of k slots, slot j at column j: from then on
+ * nothing is allocated per chunk (a source is one copy into its slot; a redundant row one copy
+ * and XOR passes over the store at word offsets), and at full rank the store is the coded data
+ * in order, so the message is a view of it (`messageView`; with a chunk size that is not a
+ * multiple of 4 the slots are first closed up in place). The store is accounted from the moment
+ * it exists: bufferedBytes is what the state holds, never less.
+ *
+ * Owed sources. In the store, a row's share of the present source chunks is owed, not added: each
+ * held row is 2 × cw words, its coefficients then the present sources its payload still lacks
+ * (row operations XOR both halves, so the owed set follows the payload). At full rank
+ * `sumPending` adds them four rows at a time through 15 class accumulators: each owed source is
+ * read once per four rows instead of once per row.
  *
  * `Receiver` routes datagrams from many sources to their states under caps (SPEC.md).
  */
-import { HASH_LENGTH, decodeChunk, headerProblem, type Chunk, type ChunkHeader } from './chunk.js';
-import { coefficientWords, createDigest, digestsEqual, rowCoefficients, xorAll, xorInto } from './code.js';
+import { HASH_LENGTH, decodeChunk, digestAlgorithmOf, headerProblem, type Chunk, type ChunkHeader, type DigestAlgorithm } from './chunk.js';
+import { coefficientWords, createDigest, digestsEqual, rowCoefficients, xorAt, xorGather } from './code.js';
 
 export type AddChunkResult = { status: number; recycled?: Chunk };
 
-function lowestBit(v: Uint32Array): number {
-  for (let w = 0; w < v.length; w++) {
+/** A state moves to its one store of k slots once it holds ⌈k / STORE_AFTER⌉ independent chunks. */
+const STORE_AFTER = 32;
+
+/** The lowest set bit of v's first n words, or -1. */
+function lowestBit(v: Uint32Array, n: number): number {
+  for (let w = 0; w < n; w++) {
     const x = v[w]!;
     if (x !== 0) return (w << 5) + (31 - Math.clz32(x & -x));
   }
@@ -36,6 +54,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Scratch of sumPending, shared by every state (it runs to completion, synchronously): the 16
+ * class accumulators (grown to the largest chunk size seen: at most 16 × 64 KiB), the class
+ * member lists, the accumulator offsets.
+ */
+let accumulators = new Uint32Array(0);
+const CLASSES: number[][] = Array.from({ length: 16 }, () => []);
+const ACC_OFFSETS: number[] = [];
+
+function storeAt(k: number): number {
+  return Math.max(1, Math.ceil(k / STORE_AFTER));
+}
+
 export class ReceiveState {
   readonly uuid: Uint8Array;
   readonly k: number;
@@ -44,19 +75,31 @@ export class ReceiveState {
   readonly rows: number;
   readonly seed: number;
   readonly keyed: boolean;
+  readonly digest: DigestAlgorithm;
 
   /** Words per payload slot (chunkSize rounded up to 4 bytes). */
   private readonly words: number;
   /** Words per coefficient vector. */
   private readonly cw: number;
   private readonly present: Uint32Array;
-  private readonly slots = new Map<number, Uint32Array>();
+  /** Slots of the first chunks, by column, until the store exists. */
+  private sparse: Map<number, Uint32Array> | undefined = new Map();
+  /** k slots of `words` words, slot j at word j × words (undefined until ⌈k/32⌉ are held). */
+  private store: Uint32Array | undefined;
+  private store8: Uint8Array | undefined;
+  /** Independent chunks held when the store is made. */
+  private readonly storeAt: number;
   private readonly dense = new Map<number, Uint32Array>();
+  /** A coefficient vector to reuse (the last row found dependent). */
+  private spare: Uint32Array | undefined;
+  /** The row being reduced: columns (before the store) or word offsets in the store to sum. Reused. */
+  private readonly ops: number[] = [];
   private rank = 0;
   private bytes: number;
+  /** At full rank with the store closed up: the coded data is store8[0, k × chunkSize). */
+  private packed = false;
   /** The outcome of the last verification, and the key it was made with. */
   private verified: { ok: boolean; key: Uint8Array | undefined } | undefined;
-  private readonly operands: Uint32Array[] = [];
 
   private constructor(h: ChunkHeader) {
     this.uuid = h.uuid.slice();
@@ -66,10 +109,12 @@ export class ReceiveState {
     this.rows = h.rows;
     this.seed = h.seed;
     this.keyed = h.keyed;
+    this.digest = digestAlgorithmOf(h);
     this.words = (h.chunkSize + 3) >>> 2;
     this.cw = coefficientWords(h.k);
     this.present = new Uint32Array(this.cw);
     this.bytes = this.cw * 4;
+    this.storeAt = storeAt(h.k);
   }
 
   /**
@@ -90,9 +135,18 @@ export class ReceiveState {
     return coefficientWords(h.k) * 4;
   }
 
-  /** The most one chunk with this header can add to bufferedBytes. */
+  /** The most a new state's first chunk with this header adds to bufferedBytes (a slot, or the store when k ≤ 32; a coefficient vector for a redundant row). */
   static chunkBytes(h: ChunkHeader): number {
-    return ((h.chunkSize + 3) >>> 2) * 4 + (h.index >= h.k ? coefficientWords(h.k) * 4 : 0);
+    const stride = ((h.chunkSize + 3) >>> 2) * 4;
+    return (storeAt(h.k) <= 1 ? h.k * stride : stride) + (h.index >= h.k ? coefficientWords(h.k) * 8 : 0);
+  }
+
+  /** The most adding a chunk with this header now can add to bufferedBytes (the store, when this chunk makes it). */
+  nextChunkBytes(h: ChunkHeader): number {
+    const stride = this.words * 4;
+    const vector = h.index >= this.k ? this.cw * 8 : 0;
+    if (this.store !== undefined || this.rank >= this.k) return vector;
+    return (this.rank + 1 >= this.storeAt ? (this.k - this.sparse!.size) * stride : stride) + vector;
   }
 
   get ready(): boolean {
@@ -109,7 +163,7 @@ export class ReceiveState {
     return this.rank;
   }
 
-  /** Bytes held: payload slots, coefficient vectors and the present bitmap. */
+  /** Bytes held: payload slots (or the store), coefficient vectors and the present bitmap. */
   get bufferedBytes(): number {
     return this.bytes;
   }
@@ -122,6 +176,7 @@ export class ReceiveState {
       h.rows === this.rows &&
       h.seed === this.seed &&
       h.keyed === this.keyed &&
+      digestAlgorithmOf(h) === this.digest &&
       h.k === this.k &&
       sameBytes(h.uuid, this.uuid)
     );
@@ -139,16 +194,51 @@ export class ReceiveState {
       return { status: -1 };
     }
     if (this.rank >= this.k) return { status: 0, recycled: chunk };
+    if (this.store === undefined && this.rank + 1 >= this.storeAt) this.makeStore();
     const added = h.index < this.k ? this.addSource(h.index, chunk.payload) : this.addRedundant(h.index, chunk.payload);
     if (this.rank >= this.k) this.finish();
     const status = this.k - this.rank;
     return added ? { status } : { status, recycled: chunk };
   }
 
-  private newSlot(payload: Uint8Array): Uint32Array {
-    const slot = new Uint32Array(this.words);
+  /** Moves the slots held so far into the store of k slots. */
+  private makeStore(): void {
+    const w = this.words;
+    const store = new Uint32Array(this.k * w);
+    for (const [j, slot] of this.sparse!) store.set(slot, j * w);
+    this.bytes += (this.k - this.sparse!.size) * w * 4;
+    this.sparse = undefined;
+    this.store = store;
+    this.store8 = new Uint8Array(store.buffer);
+  }
+
+  /** The array slot j lives in, and its word offset there. */
+  private slotArray(j: number): Uint32Array {
+    return this.store ?? this.sparse!.get(j)!;
+  }
+
+  private slotOffset(j: number): number {
+    return this.store !== undefined ? j * this.words : 0;
+  }
+
+  /** Writes `payload` as slot j (a new slot before the store; else its place in the store). */
+  private putSlot(j: number, payload: Uint8Array): void {
+    if (this.store8 !== undefined) {
+      this.store8.set(payload, j * this.words * 4);
+      return;
+    }
+    let slot = this.sparse!.get(j);
+    if (slot === undefined) {
+      slot = new Uint32Array(this.words);
+      this.sparse!.set(j, slot);
+      this.bytes += this.words * 4;
+    }
     new Uint8Array(slot.buffer, 0, this.chunkSize).set(payload);
-    return slot;
+  }
+
+  /** slot d ^= slot s. */
+  private xorSlot(d: number, s: number): void {
+    xorAt(this.slotArray(d), this.slotOffset(d), this.slotArray(s), this.slotOffset(s), this.words);
   }
 
   private isPresent(j: number): boolean {
@@ -157,150 +247,222 @@ export class ReceiveState {
 
   private addSource(i: number, payload: Uint8Array): boolean {
     if (this.isPresent(i)) return false;
-    const slot = this.newSlot(payload);
     const word = i >>> 5;
     const bit = 1 << (i & 31);
     this.present[word]! |= bit;
     const pivotRow = this.dense.get(i);
     if (pivotRow === undefined) {
       // A column no held row has as pivot: take the chunk out of every row that sums it.
+      this.putSlot(i, payload);
+      const deferred = this.store !== undefined;
       for (const [p, row] of this.dense) {
         if ((row[word]! & bit) !== 0) {
           row[word]! ^= bit;
-          xorInto(this.slots.get(p)!, slot, this.words);
+          if (deferred) row[this.cw + word]! ^= bit;
+          else this.xorSlot(p, i);
         }
       }
-      this.slots.set(i, slot);
-      this.bytes += this.words * 4;
       this.rank++;
       return true;
     }
-    // Column i was the pivot of a held row: that row minus this chunk is what remains of it.
-    const rowPayload = this.slots.get(i)!;
+    // Column i was the pivot of a held row (its payload in slot i): that row minus this chunk is what remains of it.
     pivotRow[word]! ^= bit;
-    xorInto(rowPayload, slot, this.words);
-    this.slots.set(i, slot);
     this.dense.delete(i);
-    const p = lowestBit(pivotRow);
+    const p = lowestBit(pivotRow, this.cw);
     if (p < 0) {
-      // The row was this very chunk: nothing new (its payload is dropped, the chunk kept).
-      this.bytes -= this.cw * 4;
+      // The row was this very chunk: nothing new (the chunk's own bytes take the slot).
+      this.putSlot(i, payload);
+      this.spare = pivotRow;
+      this.bytes -= this.cw * 8;
       return false;
     }
-    // The remainder pivots on its lowest column (missing, and no other row's pivot).
-    this.slots.set(p, rowPayload);
-    this.eliminate(p, pivotRow, rowPayload);
+    // The remainder pivots on its lowest column (missing, and no other row's pivot): slot p = slot i ^ chunk, slot i = chunk.
+    if (this.sparse !== undefined) {
+      const rowPayload = this.sparse.get(i)!;
+      this.sparse.delete(i);
+      this.sparse.set(p, rowPayload);
+      this.putSlot(i, payload);
+      this.xorSlot(p, i);
+    } else {
+      this.putSlot(p, this.store8!.subarray(i * this.words * 4, (i + 1) * this.words * 4));
+      this.putSlot(i, payload);
+      pivotRow[this.cw + word]! ^= bit; // the chunk's share: summed at finish
+    }
+    this.eliminate(p, pivotRow);
     this.dense.set(p, pivotRow);
-    this.bytes += this.words * 4;
     this.rank++;
     return true;
   }
 
   private addRedundant(index: number, payload: Uint8Array): boolean {
     const cw = this.cw;
-    const v = new Uint32Array(cw);
+    const v = this.spare ?? new Uint32Array(2 * cw);
+    this.spare = undefined;
     rowCoefficients(this.seed, index, this.k, v);
-    const ops = this.operands;
+    v.fill(0, cw);
+    const ops = this.ops;
+    const deferred = this.store !== undefined;
+    const scale = deferred ? this.words : 1;
     let n = 0;
-    // Present columns: their source chunks are summed out.
+    // Present columns: their source chunks are summed out (in the store: marked pending, summed at finish).
     for (let w = 0; w < cw; w++) {
       let bits = v[w]! & this.present[w]!;
       if (bits === 0) continue;
       v[w]! ^= bits;
+      if (deferred) {
+        v[cw + w] = bits;
+        continue;
+      }
       while (bits !== 0) {
         const low = bits & -bits;
         bits ^= low;
-        ops[n++] = this.slots.get((w << 5) + (31 - Math.clz32(low)))!;
+        ops[n++] = ((w << 5) + (31 - Math.clz32(low))) * scale;
       }
     }
     // Pivot columns: the held rows are summed out (rows have no bit in other rows' pivots).
     for (const [p, row] of this.dense) {
       if ((v[p >>> 5]! & (1 << (p & 31))) !== 0) {
-        for (let w = 0; w < cw; w++) v[w]! ^= row[w]!;
-        ops[n++] = this.slots.get(p)!;
+        for (let w = 0; w < 2 * cw; w++) v[w]! ^= row[w]!;
+        ops[n++] = p * scale;
       }
     }
-    const pivot = lowestBit(v);
+    const pivot = lowestBit(v, cw);
     if (pivot < 0) {
-      ops.length = 0;
+      this.spare = v;
       return false; // in the span of what is held: no payload work at all
     }
-    const slot = this.newSlot(payload);
-    xorAll(slot, ops, n, this.words);
-    ops.length = 0;
-    this.eliminate(pivot, v, slot);
-    this.slots.set(pivot, slot);
+    this.putSlot(pivot, payload);
+    if (this.store !== undefined) xorGather(this.store, pivot * this.words, this.store, ops, n, this.words);
+    else for (let i = 0; i < n; i++) this.xorSlot(pivot, ops[i]!);
+    this.eliminate(pivot, v);
     this.dense.set(pivot, v);
-    this.bytes += this.words * 4 + cw * 4;
+    this.bytes += cw * 8;
     this.rank++;
     return true;
   }
 
-  /** Clears column p from every held row (keeps the form reduced after a new pivot p). */
-  private eliminate(p: number, row: Uint32Array, payload: Uint32Array): void {
+  /** Clears column p from every held row (keeps the form reduced after a new pivot p; its payload is slot p). */
+  private eliminate(p: number, row: Uint32Array): void {
     const word = p >>> 5;
     const bit = 1 << (p & 31);
     for (const [q, other] of this.dense) {
       if (other === row || (other[word]! & bit) === 0) continue;
-      for (let w = 0; w < this.cw; w++) other[w]! ^= row[w]!;
-      xorInto(this.slots.get(q)!, payload, this.words);
+      for (let w = 0; w < 2 * this.cw; w++) other[w]! ^= row[w]!;
+      this.xorSlot(q, p);
     }
   }
 
-  /** At full rank every held row is its pivot alone: the coefficient vectors can go. */
-  private finish(): void {
-    this.bytes -= this.dense.size * this.cw * 4;
-    this.dense.clear();
+  /**
+   * At full rank, each held row's slot still lacks the present source chunks marked in its
+   * pending half: they are summed here, four rows at a time. Each source marked in any of the four
+   * goes once into one of 15 accumulators (by which of the four want it), and each row then adds
+   * the accumulators of its classes: about k + 32 chunk XORs per four rows instead of 4 × k/2.
+   * A class that only one row wants goes into that row's slot straight.
+   */
+  private sumPending(): void {
+    const store = this.store;
+    if (store === undefined || this.dense.size === 0) return;
+    const w = this.words;
+    const cw = this.cw;
+    const rows = [...this.dense];
+    const classes = CLASSES;
+    const accOffsets = ACC_OFFSETS;
+    let acc: Uint32Array | undefined;
+    for (let g = 0; g < rows.length; g += 4) {
+      const group = rows.slice(g, g + 4);
+      for (const c of classes) c.length = 0;
+      for (let word = 0; word < cw; word++) {
+        let any = 0;
+        for (const [, row] of group) any |= row[cw + word]!;
+        while (any !== 0) {
+          const low = any & -any;
+          any ^= low;
+          let c = 0;
+          for (let r = 0; r < group.length; r++) if ((group[r]![1][cw + word]! & low) !== 0) c |= 1 << r;
+          classes[c]!.push(((word << 5) + (31 - Math.clz32(low))) * w);
+        }
+      }
+      for (let c = 1; c < 16; c++) {
+        const members = classes[c]!;
+        if (members.length === 0 || (c & (c - 1)) === 0) continue;
+        if (acc === undefined) {
+          if (accumulators.length < 16 * w) accumulators = new Uint32Array(16 * w);
+          acc = accumulators;
+        }
+        acc.fill(0, c * w, (c + 1) * w);
+        xorGather(acc, c * w, store, members, members.length, w);
+      }
+      for (let r = 0; r < group.length; r++) {
+        const pivot = group[r]![0];
+        const single = classes[1 << r]!;
+        if (single.length > 0) xorGather(store, pivot * w, store, single, single.length, w);
+        if (acc === undefined) continue;
+        accOffsets.length = 0;
+        for (let c = 1; c < 16; c++) if ((c & (1 << r)) !== 0 && (c & (c - 1)) !== 0 && classes[c]!.length > 0) accOffsets.push(c * w);
+        xorGather(store, pivot * w, acc, accOffsets, accOffsets.length, w);
+      }
+    }
   }
 
-  /** The bytes of the coded data (message ‖ digest ‖ zeros) in slot j. */
-  private slotBytes(j: number): Uint8Array {
-    return new Uint8Array(this.slots.get(j)!.buffer, 0, this.chunkSize);
+  /** At full rank every held row is its pivot alone: the coefficient vectors go, and the slots are closed up into the coded data. */
+  private finish(): void {
+    this.sumPending();
+    this.bytes -= this.dense.size * this.cw * 8;
+    this.dense.clear();
+    this.spare = undefined;
+    const cs = this.chunkSize;
+    const stride = this.words * 4;
+    const b = this.store8!;
+    if (stride !== cs) for (let j = 1; j < this.k; j++) b.copyWithin(j * cs, j * stride, j * stride + cs);
+    this.packed = true;
   }
 
   private verify(key: Uint8Array | undefined): boolean {
     const v = this.verified;
     if (v !== undefined && (v.key === undefined ? key === undefined : key !== undefined && sameBytes(v.key, key))) return v.ok;
     let ok = false;
-    if ((key !== undefined) === this.keyed) {
-      const cs = this.chunkSize;
-      const digest = createDigest(key);
-      const stored = new Uint8Array(HASH_LENGTH);
-      let zeros = 0;
-      const end = this.messageSize + HASH_LENGTH;
-      for (let j = 0; j < this.k; j++) {
-        const bytes = this.slotBytes(j);
-        const start = j * cs;
-        const messageEnd = Math.max(0, Math.min(cs, this.messageSize - start));
-        if (messageEnd > 0) digest.update(bytes.subarray(0, messageEnd));
-        for (let i = messageEnd; i < cs; i++) {
-          const at = start + i;
-          if (at < end) stored[at - this.messageSize] = bytes[i]!;
-          else zeros |= bytes[i]!;
-        }
+    if ((key !== undefined) === this.keyed && this.packed) {
+      const coded = this.store8!;
+      const m = this.messageSize;
+      let computed: Uint8Array | undefined;
+      try {
+        computed = createDigest(key, undefined, this.digest).update(coded.subarray(0, m)).digest();
+      } catch {
+        computed = undefined; // a key this digest cannot take (keyed SHA3-256: over 65,535 bytes)
       }
-      ok = zeros === 0 && digestsEqual(digest.digest(), stored);
+      let zeros = 0;
+      const end = this.k * this.chunkSize;
+      for (let i = m + HASH_LENGTH; i < end; i++) zeros |= coded[i]!;
+      ok = computed !== undefined && zeros === 0 && digestsEqual(computed, coded.subarray(m, m + HASH_LENGTH));
     }
     this.verified = { ok, key: key?.slice() };
     return ok;
   }
 
   /**
-   * Decodes (done incrementally already), verifies the digest (SHA-256, or HMAC-SHA-256 when the
-   * message is keyed: then `key` is required, and a key given for an unkeyed message fails too),
-   * writes up to buf.length bytes of the message and returns the message size. -1: the digest
-   * does not match (nothing is written); -2: not enough chunks yet. extract(new Uint8Array(0))
-   * tells the size (after verifying; the verdict is kept for the next call with the same key).
+   * Decodes (done incrementally already), verifies the digest (the header's: SHA-256 or
+   * SHA3-256, keyed when the message is keyed: then `key` is required, and a key given for an
+   * unkeyed message fails too), writes up to buf.length bytes of the message and returns the
+   * message size. -1: the digest does not match (nothing is written); -2: not enough chunks yet.
+   * extract(new Uint8Array(0)) tells the size (after verifying; the verdict is kept for the next
+   * call with the same key).
    */
   extract(buf: Uint8Array, key?: Uint8Array): number {
     if (!this.ready) return -2;
     if (!this.verify(key)) return -1;
-    const cs = this.chunkSize;
     const n = Math.min(buf.length, this.messageSize);
-    for (let j = 0; j * cs < n; j++) {
-      buf.set(this.slotBytes(j).subarray(0, Math.min(cs, n - j * cs)), j * cs);
-    }
+    buf.set(this.store8!.subarray(0, n));
     return this.messageSize;
+  }
+
+  /**
+   * The message, verified as by extract, as a view into the state's store (no copy: the state is
+   * complete and never changes again; the view keeps the store, the message plus its digest and
+   * padding, alive). undefined: not ready, or the digest does not match.
+   */
+  messageView(key?: Uint8Array): Uint8Array | undefined {
+    if (!this.ready || !this.verify(key)) return undefined;
+    return this.store8!.subarray(0, this.messageSize);
   }
 }
 
@@ -349,12 +511,6 @@ interface Entry {
   progress: number;
   /** The time it last gained rank, when pushes give one. */
   progressAt: number | undefined;
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += (b < 16 ? '0' : '') + b.toString(16);
-  return s;
 }
 
 /** A bounded first-in, first-out set of keys. */
@@ -449,7 +605,7 @@ export class Receiver {
       this.counters.rejected++;
       return [];
     }
-    const id = `${source} ${hex(h.uuid)}`;
+    const id = `${source} ${Buffer.from(bytes.buffer, bytes.byteOffset + 2, 16).toString('hex')}`;
     if (this.delivered.has(id) || this.failed.has(id)) {
       this.counters.duplicates++;
       return [];
@@ -459,7 +615,7 @@ export class Receiver {
       this.counters.malformed++;
       return [];
     }
-    const extra = (entry === undefined ? ReceiveState.baseBytes(h) : 0) + ReceiveState.chunkBytes(h);
+    const extra = entry === undefined ? ReceiveState.baseBytes(h) + ReceiveState.chunkBytes(h) : entry.state.nextChunkBytes(h);
     if (!this.makeRoom(entry === undefined ? 1 : 0, extra, id)) {
       // Even alone this message does not fit under the byte cap.
       if (entry !== undefined) this.drop(id, entry);
@@ -496,14 +652,12 @@ export class Receiver {
   private complete(id: string, entry: Entry): ReceiverEvent[] {
     const state = entry.state;
     this.drop(id, entry);
-    const size = state.extract(new Uint8Array(0), this.key);
-    if (size < 0) {
+    const out = state.messageView(this.key);
+    if (out === undefined) {
       this.counters.checksumFailures++;
       this.failed.add(id);
       return [{ error: { source: entry.source, reason: 'checksum mismatch: message discarded' } }];
     }
-    const out = new Uint8Array(size);
-    state.extract(out, this.key);
     this.counters.messages++;
     this.delivered.add(id);
     return [{ message: { source: entry.source, bytes: out } }];

@@ -16,16 +16,22 @@ import {
   encodeChunk,
   sourceChunks,
   type ChunkHeader,
+  type DigestAlgorithm,
 } from './chunk.js';
-import { coefficientWords, digestOf, rowCoefficients, xorAll } from './code.js';
+import { MAX_SHA3_KEY, coefficientWords, digestOf, isDigestAlgorithm, rowCoefficients, xorAll, xorAt, xorGather } from './code.js';
 
 export interface SendOptions {
   /** Payload bytes per chunk (chunkSizeFor(pathMtu)). */
   chunkSize: number;
   /** R ≥ 0: 1 + R redundant rows follow the k source chunks. */
   redundancy: number;
-  /** Preshared key: the digest becomes HMAC-SHA-256 (authentication). */
+  /** Preshared key: the digest becomes keyed (HMAC-SHA-256, or keyed SHA3-256): authentication. */
   key?: Uint8Array;
+  /**
+   * The digest family: 'sha256' (default: what every version-1 receiver decodes, and the faster
+   * under OpenSSL) or 'sha3-256' (byte 1's S bit; receivers from the S bit on).
+   */
+  digest?: DigestAlgorithm;
   /** 16 bytes; random when absent. */
   uuid?: Uint8Array;
   /** u32 seed of the redundant rows' coefficients; random when absent. */
@@ -42,6 +48,7 @@ export class SendState {
   readonly chunkSize: number;
   readonly messageSize: number;
   readonly keyed: boolean;
+  readonly digest: DigestAlgorithm;
 
   private readonly data: Uint8Array;
   /** Index of the first source chunk that is (partly) in `tail`. */
@@ -57,7 +64,11 @@ export class SendState {
   private readonly copies: Uint32Array[] = [];
   private readonly coefficients: Uint32Array;
   private readonly operands: Uint32Array[] = [];
+  /** Word offsets into dataWords of the row being summed (aligned data). */
+  private readonly offsets: number[] = [];
   private produced = 0;
+  /** The chunks' header, its index set per chunk (encodeChunk keeps nothing of it). */
+  private readonly header: ChunkHeader;
 
   /** Throws RangeError for empty or oversized data and for options out of range. */
   constructor(data: Uint8Array, options: SendOptions) {
@@ -76,6 +87,11 @@ export class SendState {
     }
     if (options.key !== undefined && (!(options.key instanceof Uint8Array) || options.key.length === 0)) {
       throw new RangeError('key must be a non-empty Uint8Array');
+    }
+    const digestAlgorithm = options.digest ?? 'sha256';
+    if (!isDigestAlgorithm(digestAlgorithm)) throw new RangeError(`digest must be 'sha256' or 'sha3-256', got ${String(options.digest)}`);
+    if (digestAlgorithm === 'sha3-256' && options.key !== undefined && options.key.length > MAX_SHA3_KEY) {
+      throw new RangeError(`keyed SHA3-256 takes a key of at most ${MAX_SHA3_KEY} bytes`);
     }
     if (options.uuid !== undefined && (!(options.uuid instanceof Uint8Array) || options.uuid.length !== 16)) {
       throw new RangeError('uuid must be 16 bytes');
@@ -101,6 +117,7 @@ export class SendState {
     this.chunkSize = chunkSize;
     this.messageSize = data.length;
     this.keyed = options.key !== undefined;
+    this.digest = digestAlgorithm;
     this.data = data;
 
     this.words = (chunkSize + 3) >>> 2;
@@ -108,7 +125,7 @@ export class SendState {
     this.firstTail = Math.floor(data.length / chunkSize);
     this.tail = new Uint32Array((k - this.firstTail) * this.words);
     this.tailBytes = new Uint8Array(this.tail.buffer);
-    const digest = digestOf(data, options.key);
+    const digest = digestOf(data, options.key, undefined, digestAlgorithm);
     // The coded data from firstTail on: message end ‖ digest ‖ zeros, laid out chunk by chunk.
     const put = (bytes: Uint8Array, codedOffset: number): void => {
       for (let i = 0; i < bytes.length; ) {
@@ -128,6 +145,8 @@ export class SendState {
     this.scratch = new Uint32Array(this.words);
     this.scratchBytes = new Uint8Array(this.scratch.buffer, 0, chunkSize);
     this.coefficients = new Uint32Array(coefficientWords(k));
+    this.header = { uuid: this.uuid, messageSize: this.messageSize, k, chunkSize, rows: this.rows, index: 0, seed: this.seed, keyed: this.keyed };
+    if (digestAlgorithm !== 'sha256') this.header.digest = digestAlgorithm;
   }
 
   get done(): boolean {
@@ -142,16 +161,8 @@ export class SendState {
   next(): Uint8Array | undefined {
     if (this.produced >= this.rows) return undefined;
     const index = this.produced++;
-    const header: ChunkHeader = {
-      uuid: this.uuid,
-      messageSize: this.messageSize,
-      k: this.k,
-      chunkSize: this.chunkSize,
-      rows: this.rows,
-      index,
-      seed: this.seed,
-      keyed: this.keyed,
-    };
+    const header = this.header;
+    header.index = index;
     return encodeChunk({ header, payload: index < this.k ? this.sourcePayload(index) : this.redundantPayload(index) });
   }
 
@@ -182,6 +193,7 @@ export class SendState {
     const scratch = this.scratch;
     scratch.fill(0);
     rowCoefficients(this.seed, index, this.k, this.coefficients);
+    if (this.dataWords !== undefined) return this.redundantAligned();
     const ops = this.operands;
     let n = 0;
     const flush = (): void => {
@@ -201,6 +213,27 @@ export class SendState {
       }
     }
     flush();
+    return this.scratchBytes;
+  }
+
+  /** As redundantPayload, for aligned data: the chunks before the tail summed from one array at offsets. */
+  private redundantAligned(): Uint8Array {
+    const w = this.words;
+    const data = this.dataWords!;
+    const offsets = this.offsets;
+    const c = this.coefficients;
+    let n = 0;
+    for (let word = 0; word < c.length; word++) {
+      let bits = c[word]!;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        const j = (word << 5) + (31 - Math.clz32(low));
+        bits ^= low;
+        if (j < this.firstTail) offsets[n++] = j * w;
+        else xorAt(this.scratch, 0, this.tail, (j - this.firstTail) * w, w);
+      }
+    }
+    xorGather(this.scratch, 0, data, offsets, n, w);
     return this.scratchBytes;
   }
 }

@@ -23,7 +23,8 @@
  * out of the datagram handler), and always counted in `counters.receiveErrors`.
  */
 import { EventEmitter } from 'node:events';
-import { MAX_MESSAGE, chunkSizeFor, sourceChunks } from './chunk.js';
+import { MAX_MESSAGE, chunkSizeFor, sourceChunks, type DigestAlgorithm } from './chunk.js';
+import { isDigestAlgorithm } from './code.js';
 import { Receiver, type ReceiverOptions } from './receive.js';
 import { SendState } from './send.js';
 
@@ -55,6 +56,11 @@ export const MIN_LOSS = 0.01;
 export interface StrokkurOptions {
   /** Preshared secret: keyed checksums on both sides (authentication). */
   key?: Uint8Array;
+  /**
+   * The digest of the messages sent: 'sha256' (default; every version-1 receiver decodes it) or
+   * 'sha3-256' (SHA3-256, or keyed SHA3-256 with `key`). Received messages may carry either.
+   */
+  digest?: DigestAlgorithm;
   /** Caps of the receiver (its `key` comes from `key` above). */
   receiver?: Omit<ReceiverOptions, 'key'>;
   /** Messages whose chunks are interleaved at once; default 4. */
@@ -74,6 +80,8 @@ export interface StrokkurOptions {
 export interface StrokkurSendOptions {
   /** R: the message goes as k source chunks and 1 + R redundant rows. Default: from the loss. */
   redundancy?: number;
+  /** This message's digest; default StrokkurOptions.digest. */
+  digest?: DigestAlgorithm;
 }
 
 /** What a finished send did. */
@@ -116,6 +124,7 @@ interface Job<Addr> {
   dst: Addr;
   data: Uint8Array;
   redundancy: number | undefined;
+  digest: DigestAlgorithm;
   state: SendState | undefined;
   report: StrokkurSendReport;
   resolve: (r: StrokkurSendReport) => void;
@@ -191,6 +200,7 @@ export class Strokkur<Addr> extends EventEmitter<StrokkurEvents<Addr>> {
     this.maxQueued = nonNegativeInt('maxQueuedSends', options.maxQueuedSends ?? 256);
     this.maxRedundancy = nonNegativeInt('maxRedundancy', options.maxRedundancy ?? MAX_AUTO_REDUNDANCY);
     this.pollMs = options.pollMs ?? 10;
+    if (options.digest !== undefined && !isDigestAlgorithm(options.digest)) throw new RangeError(`digest must be 'sha256' or 'sha3-256', got ${String(options.digest)}`);
     this.receiver = new Receiver({ ...options.receiver, ...(options.key ? { key: options.key } : {}) });
     transport.onDatagram((src, bytes) => this.onDatagram(src, bytes));
     transport.onReady?.(() => {
@@ -221,12 +231,15 @@ export class Strokkur<Addr> extends EventEmitter<StrokkurEvents<Addr>> {
       }
       const r = options.redundancy;
       if (r !== undefined && !(Number.isSafeInteger(r) && r >= 0)) return fail(new RangeError(`redundancy must be an integer ≥ 0, got ${r}`));
+      const digest = options.digest ?? this.options.digest ?? 'sha256';
+      if (!isDigestAlgorithm(digest)) return fail(new RangeError(`digest must be 'sha256' or 'sha3-256', got ${String(digest)}`));
       if (this.transport.mtu(dst) === undefined) return fail(new Error(`no route to ${this.transport.key(dst)}`));
       if (this.queued.length >= this.maxQueued) return fail(new Error(`send queue full (${this.maxQueued} messages waiting)`));
       this.queued.push({
         dst,
         data: bytes,
         redundancy: r,
+        digest,
         state: undefined,
         report: { bytes: bytes.length, k: 0, chunks: 0, redundancy: 0, chunkSize: 0 },
         resolve,
@@ -303,6 +316,7 @@ export class Strokkur<Addr> extends EventEmitter<StrokkurEvents<Addr>> {
       job.state = new SendState(job.data, {
         chunkSize,
         redundancy,
+        digest: job.digest,
         ...(this.options.key ? { key: this.options.key } : {}),
         ...(this.options.random ? { random: this.options.random } : {}),
       });
