@@ -119,7 +119,13 @@ export function parseYamlWith<S extends z.ZodType>(schema: S, text: string, file
     const { line, col } = lineCounter.linePos(syntax.pos[0]);
     throw error(`${file}:${line}:${col}: ${syntax.message}`);
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (err) {
+    // `yaml` throws a ReferenceError for too many alias expansions (a "billion laughs" file).
+    throw error(`${file}: ${(err as Error)?.message ?? String(err)}`);
+  }
   const result = schema.safeParse(data, { reportInput: true });
   if (!result.success) throw error(describe(result.error, file));
   return result.data;

@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { fromHex, replay, runFuzz, type FuzzResult } from './harness.js';
+import { replay, runFuzz, type FuzzResult } from './harness.js';
 import { targets } from './targets/index.js';
 import { readReproducer } from './regressions.js';
 
@@ -65,7 +65,7 @@ const chosen = wanted.length > 0 ? targets.filter((t) => wanted.includes(t.name)
 if (args.replay !== undefined) {
   if (chosen.length !== 1) usage('--replay needs exactly one --target');
   const text = readFileSync(args.replay, 'utf8');
-  const input = /^[0-9a-f\s#]*$/i.test(text) ? readReproducer(text) : fromHex(text);
+  const input = readReproducer(text);
   try {
     replay(chosen[0]!, input);
     console.log(`${chosen[0]!.name}: ${input.length}-byte input passes`);
