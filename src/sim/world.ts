@@ -418,7 +418,7 @@ export class SimWorld {
     const sockets = n.msp.sockets;
     if (n.mspListening) return;
     n.mspListening = true;
-    const states = new Map<number, { flow: Flow | undefined; offset: number; intact: boolean; header: boolean }>();
+    const states = new Map<number, { flow: Flow | undefined; offset: number; intact: boolean; header: boolean; shut?: boolean }>();
     const listener = sockets.socket();
     sockets.setLocal(listener, { port: MSP_PORT });
     sockets.setHandler(listener, (sock: MspSocket, state: number, payload: Uint8Array | undefined) => {
@@ -442,6 +442,16 @@ export class SimWorld {
         }
       }
       const flow = st.flow;
+      // The sender is done: end our direction too, as an app that reads to the end does, so the
+      // connection closes (left half-open, it would send keep-alives for the rest of the run).
+      if (state & MspState.SHUTDOWN_REMOTE && !(state & MspState.SHUTDOWN_LOCAL) && !st.shut) {
+        st.shut = true;
+        try {
+          sockets.shutdown(sock);
+        } catch {
+          // not connected any more: nothing to end
+        }
+      }
       if (state & MspState.SHUTDOWN_REMOTE && flow && flow.doneAt === undefined) {
         if (st.intact && st.offset === (flow.spec as { bytes: number }).bytes) {
           flow.doneAt = this.clock.now();
@@ -531,6 +541,22 @@ export class SimWorld {
   transmissions(node: string, medium: string): { readonly starts: readonly number[]; readonly airtimes: readonly number[] } | undefined {
     const link = this.byName.get(node)?.links.get(medium);
     return link ? this.tx.get(link) : undefined;
+  }
+
+  /**
+   * Forgets the transmissions that ended before `ms`, for a long run that checks its windows as
+   * it goes (the soak): otherwise the record grows by every frame. `report` then sees only what
+   * is left.
+   */
+  forgetTransmissionsBefore(ms: number): void {
+    for (const r of this.tx.values()) {
+      let keep = 0;
+      while (keep < r.starts.length && r.starts[keep]! + r.airtimes[keep]! < ms) keep++;
+      if (keep > 0) {
+        r.starts.splice(0, keep);
+        r.airtimes.splice(0, keep);
+      }
+    }
   }
 
   /** Gathers the figures at the end of a run. */
