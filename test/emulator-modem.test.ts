@@ -1,12 +1,15 @@
 /**
  * The emulated modem's radio model in virtual time: airtime, locks, collisions, half duplex,
- * loss and queue limits. No sockets: frames from takeAirOutput are handed to fromAir directly.
+ * loss and queue limits; RNode's packet header, split frames and their reassembly, and its CSMA.
+ * No sockets: frames from takeAirOutput are handed to fromAir directly. The first group runs
+ * without CSMA (frames go on air when asked), the CSMA group with it.
  */
 import { describe, expect, it } from 'vitest';
 import { EmulatedModem, type EmulatedModemOptions } from '../firmware-protocol/emulator/modem.js';
 import { KissDecoder } from '../firmware-protocol/kiss.js';
 import { decodeLoraFrame, encodeLoraMessage, type LoraMessage } from '../firmware-protocol/lora-modem.js';
 import { loraAirtime } from '../src/link/airtime/lora.js';
+import { rnodePhy } from '../src/link/airtime/lora-rnode.js';
 
 const PARAMS = { frequency: 869_525_000, bandwidth: 125_000, sf: 9, cr: 5, txpower: 14 };
 
@@ -28,8 +31,9 @@ function send(modem: EmulatedModem, now: number, ...msgs: LoraMessage[]): void {
   for (const m of msgs) modem.fromHost(encodeLoraMessage(m), now);
 }
 
+/** A configured modem with its radio on; without CSMA unless the options ask for it. */
 function radio(options: EmulatedModemOptions = {}, params = PARAMS): EmulatedModem {
-  const m = new EmulatedModem(options);
+  const m = new EmulatedModem({ csma: false, ...options });
   send(
     m,
     0,
@@ -59,7 +63,9 @@ describe('EmulatedModem radio model', () => {
     const b = radio({ rssiDbm: -101, snrDb: 2.5 });
     send(a, 0, { command: 'data', data: payload(51) });
     expect(air(0, a, b)).toBe(1);
-    const t = loraAirtime({ sf: 9, bandwidth: 125_000, cr: 5 }, 51).airtimeMs; // 328.704 ms
+    // 51 bytes and RNode's header, with RNode's 18-symbol preamble.
+    const t = loraAirtime({ sf: 9, bandwidth: 125_000, cr: 5, preamble: 18 }, 52).airtimeMs;
+    expect(t).toBeCloseTo(369.664, 6); // (18 + 4.25 + 68 symbols) × 4.096 ms
     expect(b.nextDeadline(0)).toBeCloseTo(t, 9);
     b.poll(t - 0.001);
     expect(messages(b)).toEqual([]);
@@ -147,9 +153,10 @@ describe('EmulatedModem radio model', () => {
     const a = radio();
     send(a, 0, { command: 'st-alock', percent: 5 }); // 750 ms per 15 s
     expect(messages(a)).toEqual([{ command: 'st-alock', percent: 5 }]);
-    const t = a.airtimeMs(200); // SF9: about 1.4 s, over the lock on its own
-    send(a, 0, { command: 'data', data: payload(200) }, { command: 'data', data: payload(200) });
+    const t = a.airtimeMs(201); // SF9: about 1.4 s, over the lock on its own
+    send(a, 0, { command: 'data', data: payload(200) });
     expect(a.takeAirOutput()).toHaveLength(1); // the first goes: nothing used yet
+    send(a, 1, { command: 'data', data: payload(200) });
     a.poll(t);
     expect(a.takeAirOutput()).toHaveLength(0); // the second waits for the window
     let now = t;
@@ -183,5 +190,242 @@ describe('EmulatedModem radio model', () => {
     expect(a.counters.decodeErrors).toBe(2); // FREQUENCY with 1 byte of 01, and a bad escape
     send(a, 0, { command: 'detect', value: 0x73 });
     expect(messages(a)).toEqual([{ command: 'detect', value: 0x46 }]);
+  });
+});
+
+/** Data frames the host of `modem` received. */
+const received = (modem: EmulatedModem): Uint8Array[] =>
+  messages(modem).flatMap((m) => (m.command === 'data' ? [m.data] : []));
+
+/** Runs `from` until it has nothing left to send, moving each packet to `to` as it starts. */
+function drain(from: EmulatedModem, to: EmulatedModem[], start = 0, limit = 120_000): { now: number; packets: number[]; starts: number[] } {
+  let now = start;
+  const packets: number[] = [];
+  const starts: number[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    for (const f of from.takeAirOutput()) {
+      packets.push(f.data.length);
+      starts.push(f.start);
+      for (const t of to) t.fromAir(f, f.start);
+    }
+    const next = from.nextDeadline(now);
+    if (next === undefined || next > limit) break;
+    now = Math.max(now, next);
+    from.poll(now);
+  }
+  for (const t of to) t.poll(now + 60_000);
+  return { now, packets, starts };
+}
+
+describe('EmulatedModem as RNode: header, split frames, reassembly', () => {
+  const frame = (n: number, seed = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+  it('a frame of 255 to 507 bytes goes as two packets back to back and arrives whole, with one READY', () => {
+    const a = radio();
+    const b = radio();
+    const data = frame(300);
+    send(a, 0, { command: 'data', data });
+    const first = a.takeAirOutput();
+    expect(first.map((f) => f.data.length)).toEqual([255]);
+    expect(first[0]!.data[0]! & 0x0f).toBe(0x01); // split flag
+    b.fromAir(first[0]!, 0);
+    const end1 = first[0]!.airtimeMs;
+    expect(end1).toBeCloseTo(a.airtimeMs(255), 9);
+    a.poll(end1);
+    const second = a.takeAirOutput();
+    expect(second.map((f) => [f.data.length, f.start])).toEqual([[47, end1]]);
+    expect(second[0]!.data[0]).toBe(first[0]!.data[0]); // the same header
+    expect(messages(a)).toEqual([]); // no READY between the halves
+    b.fromAir(second[0]!, end1);
+    const end2 = end1 + second[0]!.airtimeMs;
+    b.poll(end1);
+    expect(received(b)).toEqual([]); // the first half is held
+    b.poll(end2);
+    expect(received(b)).toEqual([data]);
+    a.poll(end2);
+    expect(messages(a)).toEqual([{ command: 'ready', value: 1 }]);
+    expect(a.counters.txFrames).toBe(1);
+  });
+
+  it('508 bytes leave a third packet holding only the header, as the firmware does; 509 are dropped without a word', () => {
+    const a = radio();
+    const b = radio();
+    const data = frame(508);
+    send(a, 0, { command: 'data', data });
+    const { packets } = drain(a, [b]);
+    expect(packets).toEqual([255, 255, 1]);
+    expect(received(b)).toEqual([data]);
+    // The header-only packet is held as a first half; the next whole packet drops it.
+    send(a, 100_000, { command: 'data', data: frame(10) });
+    drain(a, [b], 100_000, 200_000);
+    expect(received(b)).toEqual([frame(10)]);
+    expect(b.counters.splitDiscarded).toBe(1);
+    messages(a);
+    send(a, 300_000, { command: 'data', data: frame(509) });
+    expect(a.takeAirOutput()).toEqual([]);
+    expect(messages(a)).toEqual([]);
+    expect(a.counters.oversize).toBe(1);
+  });
+
+  it('joins halves by the firmware\'s rules: another nibble replaces the held half, a whole packet drops it', () => {
+    const b = radio();
+    const air = (start: number, bytes: number[]) =>
+      b.fromAir({ frequency: PARAMS.frequency, bandwidth: PARAMS.bandwidth, sf: 9, cr: 5, airtimeMs: 100, start, data: Uint8Array.from(bytes) }, start);
+    air(0, [0x51, 1, 2]); // first half, nibble 5
+    air(200, [0x71, 3, 4]); // another nibble: a new first half
+    air(400, [0x71, 5]); // its second half
+    b.poll(1000);
+    expect(received(b)).toEqual([Uint8Array.of(3, 4, 5)]);
+    expect(b.counters.splitDiscarded).toBe(1);
+    air(1000, [0x21, 9]); // a first half...
+    air(1200, [0x20, 8]); // ...then a whole packet, which goes up alone
+    b.poll(2000);
+    expect(received(b)).toEqual([Uint8Array.of(8)]);
+    expect(b.counters.splitDiscarded).toBe(2);
+  });
+
+  it('a collision costs the whole split frame', () => {
+    const a = radio();
+    const c = radio();
+    const b = radio();
+    send(a, 0, { command: 'data', data: frame(400) });
+    for (const f of a.takeAirOutput()) b.fromAir(f, 0);
+    const end1 = a.airtimeMs(255);
+    send(c, end1 + 5, { command: 'data', data: frame(20, 9) }); // lands on the second half
+    for (const f of c.takeAirOutput()) b.fromAir(f, end1 + 5);
+    drain(a, [b], 0);
+    b.poll(60_000);
+    expect(received(b)).toEqual([]);
+    expect(b.counters.collisions).toBe(2);
+  });
+
+  it('promiscuous mode sends raw packets of at most 255 bytes and passes them up as they are', () => {
+    const a = radio();
+    const b = radio();
+    for (const m of [a, b]) send(m, 0, { command: 'promisc', value: 1 });
+    messages(a);
+    messages(b);
+    send(a, 0, { command: 'data', data: frame(300) });
+    const { packets } = drain(a, [b]);
+    expect(packets).toEqual([255]);
+    expect(received(b)).toEqual([frame(300).slice(0, 255)]);
+  });
+
+  it('refuses a maximum above 508 in lora mode', () => {
+    expect(() => new EmulatedModem({ maxPayload: 509 })).toThrow(/1 to 508/);
+    expect(() => new EmulatedModem({ mode: 'kiss-tnc', maxPayload: 2048 })).not.toThrow();
+  });
+
+  it('reports the firmware\'s physical-layer timing when the radio comes on', () => {
+    const m = new EmulatedModem();
+    send(
+      m,
+      0,
+      { command: 'frequency', value: PARAMS.frequency },
+      { command: 'bandwidth', value: PARAMS.bandwidth },
+      { command: 'txpower', value: 14 },
+      { command: 'sf', value: 9 },
+      { command: 'cr', value: 5 },
+    );
+    messages(m);
+    send(m, 0, { command: 'radio-state', value: 1 });
+    expect(messages(m)).toEqual([
+      { command: 'radio-state', value: 1 },
+      { command: 'stat-phyprm', symbolTimeMs: 4.096, symbolRate: 244, preambleSymbols: 18, preambleTimeMs: 74, csmaSlotMs: 49, difsMs: 98 },
+    ]);
+  });
+});
+
+describe('EmulatedModem as RNode: CSMA', () => {
+  // SF9 at 125 kHz: slot 49 ms, DIFS 98 ms. random() = 0.5 draws 7 of band 1's 0..13 slots.
+  const phy = rnodePhy({ sf: 9, bandwidth: 125_000, cr: 5 });
+  const half = (): number => 0.5;
+  const cwMs = 7 * phy.csmaSlotMs;
+
+  it('waits DIFS and its contention window on a free channel', () => {
+    const a = radio({ csma: true, random: half });
+    send(a, 0, { command: 'data', data: payload(20) });
+    expect(a.takeAirOutput()).toEqual([]);
+    let now = 0;
+    let sent: number[] = [];
+    while (sent.length === 0) {
+      now = a.nextDeadline(now)!;
+      a.poll(now);
+      sent = a.takeAirOutput().map((f) => f.start);
+    }
+    expect(sent).toEqual([phy.difsMs + cwMs]);
+  });
+
+  it('defers while another modem is heard, then waits DIFS again and only the rest of its window', () => {
+    const a = radio({ csma: true, random: half });
+    const other = radio();
+    send(a, 0, { command: 'data', data: payload(20) });
+    // 100 ms into the window (198 ms), another modem's packet starts: the channel is busy.
+    const busyAt = phy.difsMs + 100;
+    send(other, busyAt, { command: 'data', data: payload(40) });
+    const heard = other.takeAirOutput()[0]!;
+    a.poll(busyAt);
+    a.fromAir(heard, busyAt);
+    expect(a.counters.csmaDeferrals).toBe(1);
+    const busyEnd = busyAt + heard.airtimeMs;
+    expect(a.nextDeadline(busyAt)).toBeCloseTo(busyEnd, 9);
+    let now = busyAt;
+    let starts: number[] = [];
+    while (starts.length === 0) {
+      now = a.nextDeadline(now)!;
+      a.poll(now);
+      starts = a.takeAirOutput().map((f) => f.start);
+    }
+    expect(starts[0]).toBeCloseTo(busyEnd + phy.difsMs + (cwMs - 100), 9);
+    expect(a.counters.lostHalfDuplex).toBe(0); // it heard the other one out
+    a.poll(now + 5_000);
+    expect(received(a)).toHaveLength(1);
+  });
+
+  it('two modems that both wait draw different windows and do not collide', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const a = radio({ csma: true, random });
+    const c = radio({ csma: true, random });
+    const b = radio();
+    send(a, 0, { command: 'data', data: payload(30, 1) });
+    send(c, 0, { command: 'data', data: payload(30, 2) });
+    let now = 0;
+    for (let i = 0; i < 1000; i++) {
+      for (const [from, others] of [[a, [b, c]], [c, [a, b]]] as const) {
+        for (const f of from.takeAirOutput()) for (const o of others) o.fromAir(f, f.start);
+      }
+      const next = [a, c].map((m) => m.nextDeadline(now)).filter((t): t is number => t !== undefined);
+      if (next.length === 0) break;
+      now = Math.min(...next);
+      a.poll(now);
+      c.poll(now);
+    }
+    b.poll(now + 10_000);
+    expect(received(b)).toHaveLength(2);
+    expect(b.counters.collisions).toBe(0);
+  });
+
+  it('at low bit rates one access sends every queued frame back to back; at high rates each frame has its own', () => {
+    const slow = radio({ csma: true, random: half });
+    send(slow, 0, { command: 'data', data: payload(20) }, { command: 'data', data: payload(20) });
+    const slowRun = drain(slow, []);
+    expect(slowRun.packets).toEqual([21, 21]);
+    expect(slowRun.starts[1]! - slowRun.starts[0]!).toBeCloseTo(slow.airtimeMs(21), 9);
+    const fastParams = { ...PARAMS, sf: 7, bandwidth: 500_000 };
+    const fast = radio({ csma: true, random: half }, fastParams);
+    send(fast, 0, { command: 'data', data: payload(20) }, { command: 'data', data: payload(20) });
+    const starts: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 100; i++) {
+      starts.push(...fast.takeAirOutput().map((f) => f.start));
+      const next = fast.nextDeadline(now);
+      if (next === undefined) break;
+      now = next;
+      fast.poll(now);
+    }
+    const fp = rnodePhy({ sf: 7, bandwidth: 500_000, cr: 5 });
+    expect(starts).toHaveLength(2);
+    expect(starts[1]! - starts[0]!).toBeCloseTo(fast.airtimeMs(21) + fp.difsMs + 7 * fp.csmaSlotMs, 9);
   });
 });

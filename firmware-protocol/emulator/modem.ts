@@ -5,10 +5,18 @@
  * bytes for the host and frames for the air come out, with the next deadline. The runner
  * (runner.ts) owns the serial port, the medium socket and the one timer.
  *
- * Radio model: a transmission occupies the channel for its LoRa time-on-air. A frame is received
+ * Radio model: a transmission occupies the channel for its LoRa time-on-air. A packet is received
  * when it ends, if the receiver listens on the same frequency, bandwidth and spreading factor,
  * its radio is on, it did not transmit meanwhile (half duplex), no other reception overlapped it
  * (collision: both are lost) and the random loss spared it.
+ *
+ * In 'lora' mode it behaves as RNode firmware does (src/link/airtime/lora-rnode.ts has the
+ * facts): every packet carries a one-byte header (sequence nibble, split flag); DATA frames of up
+ * to 508 bytes are split over two packets (three for exactly 508) and joined again by the
+ * receiving modem by the firmware's rules; longer frames are dropped silently; the preamble is
+ * the firmware's (≥ 18 symbols); and a frame waits for the channel by RNode's CSMA: the medium
+ * free for DIFS (2 slots), then a contention window of random slots counted only while it stays
+ * free. Promiscuous mode sends and delivers raw packets of at most 255 bytes, without header.
  */
 import { KISS_RETURN, KissCommand, KissDecoder, encodeKissData, kissCommandName, type KissFrame } from '../kiss.js';
 import {
@@ -24,6 +32,14 @@ import {
   type LoraMessage,
 } from '../lora-modem.js';
 import { loraAirtime, validateLoraParams } from '../../src/link/airtime/lora.js';
+import {
+  RNODE_HOST_MTU,
+  RNODE_SPLIT_FLAG,
+  rnodeContentionWindow,
+  rnodePhy,
+  rnodeSplit,
+  type RNodePhy,
+} from '../../src/link/airtime/lora-rnode.js';
 import { AirtimeBins } from './airtime-bins.js';
 
 /** A transmission on the simulated medium. */
@@ -71,8 +87,13 @@ export interface EmulatedModemOptions {
    * firmware, which answers READY only when the host asks.
    */
   readyAfterTx?: boolean;
-  /** Largest DATA payload, bytes. */
+  /**
+   * Largest DATA frame taken from the host, bytes (lora: at most 508, the default; kiss-tnc:
+   * 2048). A longer frame is dropped without an answer, as RNode firmware does.
+   */
   maxPayload?: number;
+  /** RNode's carrier sense before each channel access (lora mode; default true). */
+  csma?: boolean;
   /** A number in [0, 1); tests pass a seeded one. */
   random?: () => number;
 }
@@ -85,6 +106,12 @@ export interface ModemCounters {
   lostHalfDuplex: number;
   offChannel: number;
   queueFull: number;
+  /** DATA frames over maxPayload, dropped without an answer. */
+  oversize: number;
+  /** Split halves thrown away: a first half replaced by another, or followed by a whole packet. */
+  splitDiscarded: number;
+  /** Channel accesses that found the medium busy and waited for it. */
+  csmaDeferrals: number;
   decodeErrors: number;
   unknownCommands: number;
 }
@@ -95,6 +122,18 @@ interface Reception {
   end: number;
   collided: boolean;
   lostHalfDuplex: boolean;
+}
+
+interface CsmaState {
+  /** idle: no access under way; wait-free: the medium was busy; difs, cw: counting. */
+  phase: 'idle' | 'wait-free' | 'difs' | 'cw';
+  cwSlots: number | undefined;
+  difsStart: number;
+  cwStart: number;
+  /** Contention-window time counted before the medium last went busy. */
+  cwPassed: number;
+  /** When the access should be looked at again. */
+  wakeAt: number | undefined;
 }
 
 const SHORT_WINDOW_MS = 15_000;
@@ -128,6 +167,9 @@ export class EmulatedModem {
     lostHalfDuplex: 0,
     offChannel: 0,
     queueFull: 0,
+    oversize: 0,
+    splitDiscarded: 0,
+    csmaDeferrals: 0,
     decodeErrors: 0,
     unknownCommands: 0,
   };
@@ -136,6 +178,13 @@ export class EmulatedModem {
   private readonly decoder = new KissDecoder({ maxFrame: 2048 });
   private readonly txQueue: Uint8Array[] = [];
   private txEnd: number | undefined;
+  /** The packets of the frame on air that are still to go, back to back. */
+  private txPackets: Uint8Array[] = [];
+  /** Frames that may still go without a new channel access (RNode flushes its queue at low rates). */
+  private burst = 0;
+  private csma: CsmaState = { phase: 'idle', cwSlots: undefined, difsStart: 0, cwStart: 0, cwPassed: 0, wakeAt: undefined };
+  /** The first half of a split frame, waiting for its second (RNode keeps one, whoever sent it). */
+  private rxSplit: { sequence: number; data: Uint8Array } | undefined;
   private receptions: Reception[] = [];
   private readonly shortAirtime = new AirtimeBins(SHORT_WINDOW_MS, 1_000);
   private readonly longAirtime = new AirtimeBins(LONG_WINDOW_MS, 60_000);
@@ -154,13 +203,18 @@ export class EmulatedModem {
       loss: options.loss ?? 0,
       delayMs: options.delayMs ?? 0,
       txQueueFrames: options.txQueueFrames ?? (this.mode === 'kiss-tnc' ? 64 : 8),
-      maxPayload: options.maxPayload ?? (this.mode === 'kiss-tnc' ? 2048 : 255),
+      maxPayload: options.maxPayload ?? (this.mode === 'kiss-tnc' ? 2048 : RNODE_HOST_MTU),
+      csma: options.csma ?? this.mode === 'lora',
       random: options.random ?? Math.random,
       readyAfterTx: options.readyAfterTx ?? true,
       ...(options.bitRate !== undefined ? { bitRate: options.bitRate } : this.mode === 'kiss-tnc' ? { bitRate: KISS_TNC_BIT_RATE } : {}),
     };
     if (!(this.opts.loss >= 0 && this.opts.loss <= 1)) {
       throw new RangeError(`loss must be from 0 to 1, got ${this.opts.loss}`);
+    }
+    const most = this.mode === 'lora' ? RNODE_HOST_MTU : 2048;
+    if (!(Number.isInteger(this.opts.maxPayload) && this.opts.maxPayload >= 1 && this.opts.maxPayload <= most)) {
+      throw new RangeError(`maxPayload must be 1 to ${most} bytes in ${this.mode} mode, got ${this.opts.maxPayload}`);
     }
   }
 
@@ -231,10 +285,19 @@ export class EmulatedModem {
   /** Runs everything due at `now`. */
   poll(now: number): void {
     this.finishReceptions(now);
-    if (this.txEnd !== undefined && now >= this.txEnd) {
+    while (this.txEnd !== undefined && now >= this.txEnd) {
+      const end = this.txEnd;
       this.txEnd = undefined;
+      const next = this.txPackets.shift();
+      // The packets of one frame follow each other at once: the firmware waits for the end of
+      // one and starts the next without a new channel access.
+      if (next) {
+        this.sendPacket(next, end);
+        continue;
+      }
       this.counters.txFrames++;
       if (this.mode === 'lora' && this.opts.readyAfterTx) this.reply({ command: 'ready', value: 0x01 });
+      if (this.burst > 0) this.startFrame(end);
     }
     this.startTransmission(now);
   }
@@ -242,12 +305,22 @@ export class EmulatedModem {
   /** When `poll` next has something to do, or undefined when nothing is pending. */
   nextDeadline(now: number): number | undefined {
     let next: number | undefined = this.txEnd;
-    for (const r of this.receptions) if (next === undefined || r.end < next) next = r.end;
+    const earlier = (t: number | undefined): void => {
+      if (t !== undefined && (next === undefined || t < next)) next = t;
+    };
+    for (const r of this.receptions) earlier(r.end);
     if (this.txEnd === undefined && this.txQueue.length > 0 && this.settings.radioOn) {
-      const release = Math.min(this.shortAirtime.nextRelease(now), this.longAirtime.nextRelease(now));
-      if (next === undefined || release < next) next = release;
+      if (!this.withinLocks(now)) earlier(Math.min(this.shortAirtime.nextRelease(now), this.longAirtime.nextRelease(now)));
+      else earlier(this.csma.wakeAt);
     }
     return next;
+  }
+
+  /** The firmware's timing for the current settings (CSMA slot, DIFS, preamble). */
+  phy(): RNodePhy | undefined {
+    const s = this.settings;
+    if (!this.configured() || !this.validBandwidth(s.bandwidth)) return undefined;
+    return rnodePhy({ sf: s.sf, bandwidth: s.bandwidth, cr: s.cr });
   }
 
   private reply(msg: LoraMessage): void {
@@ -373,7 +446,7 @@ export class EmulatedModem {
         return;
       }
       case 'stat-phyprm':
-        if (this.configured()) this.reply({ command: 'stat-phyprm', ...this.phyParams() });
+        if (this.phy()) this.reply({ command: 'stat-phyprm', ...this.phyParams() });
         return;
       default:
         return;
@@ -401,27 +474,33 @@ export class EmulatedModem {
     } else if (value === RadioState.OFF) {
       this.settings.radioOn = false;
       this.txQueue.length = 0;
+      this.burst = 0;
+      this.rxSplit = undefined;
     }
     this.reply({ command: 'radio-state', value: this.settings.radioOn ? RadioState.ON : RadioState.OFF });
+    // RNode reports its physical-layer timing by itself when the radio comes up.
+    if (this.mode === 'lora' && this.settings.radioOn && this.phy()) this.reply({ command: 'stat-phyprm', ...this.phyParams() });
   }
 
+  /** STAT_PHYPRM's fields as the firmware fills them (u16 each: the symbol time truncated to µs). */
   private phyParams() {
-    const s = this.settings;
-    const symbolMs = 2 ** s.sf / (s.bandwidth / 1000);
+    const p = this.phy()!;
     return {
-      symbolTimeMs: Math.round(symbolMs * 1000) / 1000,
-      symbolRate: Math.round(1000 / symbolMs),
-      preambleSymbols: 8 + 4,
-      preambleTimeMs: Math.round((8 + 4) * symbolMs),
-      csmaSlotMs: Math.max(1, Math.round(symbolMs * 2)),
-      difsMs: Math.max(1, Math.round(symbolMs * 4)),
+      symbolTimeMs: Math.min(0xffff, Math.trunc(p.symbolMs * 1000)) / 1000,
+      symbolRate: Math.min(0xffff, p.symbolRate),
+      preambleSymbols: p.preambleSymbols,
+      preambleTimeMs: Math.min(0xffff, p.preambleMs),
+      csmaSlotMs: p.csmaSlotMs,
+      difsMs: p.difsMs,
     };
   }
 
+  /** Time on air of one packet of `bytes` (header included), ms. */
   airtimeMs(bytes: number): number {
     if (this.opts.bitRate !== undefined) return (bytes * 8 * 1000) / this.opts.bitRate;
     const s = this.settings;
-    return loraAirtime({ sf: s.sf, bandwidth: s.bandwidth, cr: s.cr }, bytes).airtimeMs;
+    const preamble = this.mode === 'lora' ? this.phy()?.preambleSymbols : undefined;
+    return loraAirtime({ sf: s.sf, bandwidth: s.bandwidth, cr: s.cr, ...(preamble !== undefined ? { preamble } : {}) }, bytes).airtimeMs;
   }
 
   private queueTransmission(data: Uint8Array): void {
@@ -429,8 +508,13 @@ export class EmulatedModem {
       this.error(LoraModemError.TX_FAILED);
       return;
     }
-    if (data.length === 0 || data.length > this.opts.maxPayload) {
+    if (data.length === 0) {
       this.error(LoraModemError.TX_FAILED);
+      return;
+    }
+    if (data.length > this.opts.maxPayload) {
+      // RNode queues it and drops it when its turn comes, without a word to the host.
+      this.counters.oversize++;
       return;
     }
     if (this.txQueue.length >= this.opts.txQueueFrames) {
@@ -449,20 +533,103 @@ export class EmulatedModem {
     return below(this.shortAirtime, s.shortLockPercent) && below(this.longAirtime, s.longLockPercent);
   }
 
+  /** A channel access: the airtime locks, then (lora mode) CSMA, then the queue goes. */
   private startTransmission(now: number): void {
-    if (this.txEnd !== undefined || !this.settings.radioOn) return;
-    const data = this.txQueue[0];
-    if (!data) return;
+    this.csma.wakeAt = undefined;
+    if (this.txEnd !== undefined || !this.settings.radioOn || this.txQueue.length === 0) return;
     if (!this.withinLocks(now)) return;
+    if (this.opts.csma && !this.channelClear(now)) return;
+    const phy = this.mode === 'lora' ? this.phy() : undefined;
+    this.burst = phy?.flushQueue ? this.txQueue.length : 1;
+    this.startFrame(now);
+  }
+
+  /**
+   * RNode's channel access (its tx_queue_handler), run on events instead of a busy loop: a
+   * contention window of random slots is drawn once per access; the medium must then be free for
+   * DIFS, after which the window counts down only while it stays free. A busy medium restarts
+   * the DIFS wait but keeps the slots already counted. True when the frame may go now.
+   */
+  private channelClear(now: number): boolean {
+    const c = this.csma;
+    const phy = this.phy();
+    if (!phy) return true;
+    if (c.cwSlots === undefined) {
+      const airtimePct = (this.shortAirtime.used(now) / SHORT_WINDOW_MS) * 100;
+      const cw = rnodeContentionWindow(airtimePct);
+      // Arduino's random(min, max) is min..max−1.
+      c.cwSlots = cw.minSlots + Math.floor(this.opts.random() * (cw.maxSlots - cw.minSlots));
+    }
+    const target = c.cwSlots * phy.csmaSlotMs;
+    const busy = this.busyAt(now);
+    if (busy) {
+      if (c.phase === 'cw') c.cwPassed += Math.max(0, Math.min(now, busy.since) - c.cwStart);
+      if (c.phase !== 'wait-free') this.counters.csmaDeferrals++;
+      c.phase = 'wait-free';
+      c.wakeAt = busy.until;
+      return false;
+    }
+    if (c.phase === 'idle' || c.phase === 'wait-free') {
+      c.phase = 'difs';
+      c.difsStart = now;
+    }
+    if (c.phase === 'difs') {
+      const difsEnd = c.difsStart + phy.difsMs;
+      if (now < difsEnd) {
+        c.wakeAt = this.nextStartBefore(now, difsEnd);
+        return false;
+      }
+      c.phase = 'cw';
+      c.cwStart = difsEnd;
+    }
+    const passed = c.cwPassed + (now - c.cwStart);
+    if (passed < target) {
+      c.wakeAt = this.nextStartBefore(now, now + (target - passed));
+      return false;
+    }
+    this.csma = { phase: 'idle', cwSlots: undefined, difsStart: 0, cwStart: 0, cwPassed: 0, wakeAt: undefined };
+    return true;
+  }
+
+  /** Whether a reception is under way at `now` (carrier detected), since when and until when. */
+  private busyAt(now: number): { since: number; until: number } | undefined {
+    let busy: { since: number; until: number } | undefined;
+    for (const r of this.receptions) {
+      if (r.start <= now && now < r.end) busy = { since: Math.min(busy?.since ?? r.start, r.start), until: Math.min(busy?.until ?? r.end, r.end) };
+    }
+    return busy;
+  }
+
+  /** `deadline`, or earlier if a reception already known begins before it (a delayed one). */
+  private nextStartBefore(now: number, deadline: number): number {
+    let t = deadline;
+    for (const r of this.receptions) if (r.start > now && r.start < t) t = r.start;
+    return t;
+  }
+
+  /** Takes the next frame off the queue and puts its first packet on air at `at`. */
+  private startFrame(at: number): void {
+    const data = this.txQueue.shift();
+    if (!data) {
+      this.burst = 0;
+      return;
+    }
+    this.burst = Math.max(0, this.burst - 1);
+    const packets =
+      this.mode === 'lora' ? rnodeSplit(data, Math.floor(this.opts.random() * 16), this.settings.promiscuous) : [data];
+    this.txPackets = packets.slice(1);
+    this.sendPacket(packets[0]!, at);
+  }
+
+  private sendPacket(data: Uint8Array, at: number): void {
     const airtimeMs = this.airtimeMs(data.length);
-    this.txQueue.shift();
-    this.txEnd = now + airtimeMs;
-    this.shortAirtime.add(now, airtimeMs);
-    this.longAirtime.add(now, airtimeMs);
+    this.txEnd = at + airtimeMs;
+    this.shortAirtime.add(at, airtimeMs);
+    this.longAirtime.add(at, airtimeMs);
     // Receptions under way are lost: this radio is half duplex.
-    for (const r of this.receptions) if (r.end > now) r.lostHalfDuplex = true;
+    for (const r of this.receptions) if (r.end > at) r.lostHalfDuplex = true;
     const s = this.settings;
-    this.airOut.push({ frequency: s.frequency, bandwidth: s.bandwidth, sf: s.sf, cr: s.cr, airtimeMs, start: now, data });
+    this.airOut.push({ frequency: s.frequency, bandwidth: s.bandwidth, sf: s.sf, cr: s.cr, airtimeMs, start: at, data });
   }
 
   private finishReceptions(now: number): void {
@@ -494,13 +661,46 @@ export class EmulatedModem {
   }
 
   private deliver(frame: AirFrame): void {
-    this.counters.rxFrames++;
     if (this.mode === 'kiss-tnc') {
+      this.counters.rxFrames++;
       this.hostOut.push(encodeKissData(frame.data, 0));
       return;
     }
+    const data = this.settings.promiscuous ? frame.data : this.join(frame.data);
+    // An empty frame (a header-only packet) is never passed up.
+    if (data === undefined || data.length === 0) return;
+    this.counters.rxFrames++;
     this.reply({ command: 'stat-rssi', dbm: this.opts.rssiDbm });
     this.reply({ command: 'stat-snr', db: this.opts.snrDb });
-    this.reply({ command: 'data', data: frame.data });
+    this.reply({ command: 'data', data });
+  }
+
+  /**
+   * RNode's reassembly of split frames, with its one buffer: a split packet with no half held is
+   * a first half; one with the held half's sequence nibble is the second, and the two go up
+   * together; one with another nibble replaces the held half; a packet without the split flag
+   * drops any held half and goes up alone. What goes up is cut at 508 bytes.
+   */
+  private join(packet: Uint8Array): Uint8Array | undefined {
+    if (packet.length === 0) return undefined;
+    const header = packet[0]!;
+    const data = packet.subarray(1);
+    const sequence = header >> 4;
+    const held = this.rxSplit;
+    if ((header & RNODE_SPLIT_FLAG) === 0) {
+      if (held) this.counters.splitDiscarded++;
+      this.rxSplit = undefined;
+      return data;
+    }
+    if (held && held.sequence === sequence) {
+      this.rxSplit = undefined;
+      const whole = new Uint8Array(held.data.length + data.length);
+      whole.set(held.data);
+      whole.set(data, held.data.length);
+      return whole.subarray(0, RNODE_HOST_MTU);
+    }
+    if (held) this.counters.splitDiscarded++;
+    this.rxSplit = { sequence, data: data.slice() };
+    return undefined;
   }
 }

@@ -38,7 +38,7 @@ export class RunningModemEmulator {
     private readonly timeScale: number,
   ) {}
 
-  /** Radio time in ms: the wall-clock epoch scaled, so every emulator on the host agrees. */
+  /** Radio time in ms: the wall-clock epoch × this emulator's time scale (the medium converts). */
   now(): number {
     return (performance.timeOrigin + performance.now()) * this.timeScale;
   }
@@ -109,11 +109,23 @@ export async function startModemEmulator(config: ModemEmulatorConfig): Promise<R
   let running: RunningModemEmulator | undefined;
   let medium: UdpMedium;
   try {
-    medium = await UdpMedium.join(config.medium ?? DEFAULT_MEDIUM, (frame) => {
-      if (!running) return;
-      modem.fromAir(frame, running.now());
-      running.flush();
-    });
+    let warned = false;
+    medium = await UdpMedium.join(
+      config.medium ?? DEFAULT_MEDIUM,
+      (frame) => {
+        if (!running) return;
+        modem.fromAir(frame, running.now());
+        running.flush();
+      },
+      {
+        timeScale,
+        onOldFormat: () => {
+          if (warned) return;
+          warned = true;
+          config.log?.('modem emulator: ignoring transmissions from an emulator of an older meshgw (medium format MGE2); run the same version on every emulator of a medium');
+        },
+      },
+    );
   } catch (err) {
     await link.close();
     throw err;
