@@ -8,6 +8,13 @@
  * each echo compared with what was asked — the airtime locks when configured, and RADIO_STATE on.
  * Any failure names the step and the value, and the link retries with backoff.
  *
+ * Frames and airtime: RNode firmware takes DATA frames of up to 508 bytes and sends each LoRa
+ * packet with a one-byte header, splitting a frame of 255 bytes or more over two packets; the MTU
+ * is 507 by default (508 costs a third, header-only packet) and every frame is costed as the
+ * packets it becomes, at the firmware's preamble (src/link/airtime/lora-rnode.ts). When the modem
+ * reports its timing (STAT_PHYPRM), a preamble longer than the model's is logged: the pacer would
+ * under-count airtime.
+ *
  * Flow control: after a DATA frame, the next waits for READY; once the frame's airtime has passed
  * the host asks for it (RNode firmware answers READY only when asked), and after a further margin
  * without an answer it goes on. STAT_RSSI and STAT_SNR that precede a
@@ -25,7 +32,7 @@ import {
   type LoraMessage,
   type LoraMessageOf,
 } from '../firmware-protocol/lora-modem.js';
-import { LoraAirtimeModel } from '../src/link/airtime/lora-model.js';
+import { RNODE_HOST_MTU, RNODE_RECOMMENDED_MTU, RNodeAirtimeModel } from '../src/link/airtime/lora-rnode.js';
 import { serialOpener, type ByteStream } from '../src/link/byte-stream.js';
 import { countDrop, type QueuedFrame } from '../src/link/link.js';
 import type { BackoffOptions } from '../src/link/backoff.js';
@@ -49,7 +56,10 @@ export interface LoraSerialOptions {
   longAirtimeLockPercent?: number;
   /** Refuse firmware older than this [major, minor]. */
   minFirmware?: readonly [number, number];
-  /** Largest frame; 255 for one LoRa packet (up to 508 for modems that split frames). */
+  /**
+   * Largest frame, 1..508: default 507 (RNode splits frames of 255 bytes or more over two LoRa
+   * packets); 254 keeps every frame in one packet.
+   */
   mtu?: number;
   /** How long the open sequence discards what the device sends before DETECT, ms; default 100. */
   flushMs?: number;
@@ -86,15 +96,20 @@ export class LoraSerialLink extends StreamLink {
   private rssi: number | undefined;
   private snr: number | undefined;
   private awaitingReady = false;
+  private preambleWarned: number | undefined;
   private readyTimer: NodeJS.Timeout | undefined;
 
   constructor(options: LoraSerialOptions) {
     const { sf, bandwidth, cr } = options.radio;
-    const model = new LoraAirtimeModel({ sf, bandwidth, cr });
+    const mtu = options.mtu ?? RNODE_RECOMMENDED_MTU;
+    if (!Number.isInteger(mtu) || mtu < 1 || mtu > RNODE_HOST_MTU) {
+      throw new RangeError(`a LoRa modem's MTU is 1 to ${RNODE_HOST_MTU} bytes, got ${mtu}`);
+    }
+    const model = new RNodeAirtimeModel({ sf, bandwidth, cr }, mtu);
     super({
       name: options.name,
       kind: 'lora-serial',
-      mtu: options.mtu ?? 255,
+      mtu,
       airtime: model,
       bitRate: Math.round((sf * bandwidth * 4) / (2 ** sf * cr)),
       opener: serialOpener(options.path, options.baudRate ?? 115_200),
@@ -286,6 +301,15 @@ export class LoraSerialLink extends StreamLink {
       case 'ready':
         if (m.value === 1 && this.awaitingReady) this.onReady();
         return;
+      case 'stat-phyprm': {
+        Object.assign(this.stats, { preambleSymbols: m.preambleSymbols, csmaSlotMs: m.csmaSlotMs, ...(m.difsMs !== undefined ? { difsMs: m.difsMs } : {}) });
+        const assumed = (this.airtime as RNodeAirtimeModel).params.preamble ?? 8;
+        if (m.preambleSymbols > assumed && this.preambleWarned !== m.preambleSymbols) {
+          this.preambleWarned = m.preambleSymbols;
+          this.log(`${this.name}: the modem sends ${m.preambleSymbols} preamble symbols, the airtime model counts ${assumed}: each packet's airtime is under-counted by ${Math.round((m.preambleSymbols - assumed) * m.symbolTimeMs)} ms`);
+        }
+        return;
+      }
       case 'stat-chtm':
         Object.assign(this.stats, {
           airtimeShortPercent: m.airtimeShortPercent,

@@ -382,3 +382,12 @@ describe('minFirmware', () => {
     );
   });
 });
+
+describe('a lora interface\'s mtu', () => {
+  const text = (mtu: string): string =>
+    `interfaces:\n  - { kind: lora, path: /dev/ttyUSB0, mtu: ${mtu}, radio: { frequency: 869525000, bandwidth: 125000, sf: 9, cr: 5, txPower: 14 } }\n`;
+  it('is 1..508 bytes (what an RNode takes)', () => {
+    expect(parseConfigText(text('254'), 'f.yaml').interfaces![0]).toMatchObject({ kind: 'lora', mtu: 254 });
+    expect(() => parseConfigText(text('509'), 'f.yaml')).toThrow(/^f\.yaml: interfaces\[0\]\.mtu: must be an integer 1\.\.508 bytes/);
+  });
+});

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EmulatedModem, type EmulatedModemOptions } from '../firmware-protocol/emulator/modem.js';
+import { decodeAirFrame, encodeAirFrame } from '../firmware-protocol/emulator/medium.js';
 import { KissDecoder } from '../firmware-protocol/kiss.js';
 import { decodeLoraFrame, encodeLoraMessage, type LoraMessage } from '../firmware-protocol/lora-modem.js';
 import { loraAirtime } from '../src/link/airtime/lora.js';
@@ -427,5 +428,25 @@ describe('EmulatedModem as RNode: CSMA', () => {
     const fp = rnodePhy({ sf: 7, bandwidth: 500_000, cr: 5 });
     expect(starts).toHaveLength(2);
     expect(starts[1]! - starts[0]!).toBeCloseTo(fast.airtimeMs(21) + fp.difsMs + 7 * fp.csmaSlotMs, 9);
+  });
+});
+
+describe('the medium datagram runs on the wall clock', () => {
+  const frame = { frequency: 869_525_000, bandwidth: 125_000, sf: 9, cr: 5, airtimeMs: 400, start: 1.7e12 * 20, data: Uint8Array.of(0x40, 1, 2, 3) };
+
+  it('converts the sender\'s radio time to the receiver\'s, so both agree on when the channel is busy', () => {
+    const bytes = encodeAirFrame(frame, 20);
+    const same = decodeAirFrame(bytes, 20);
+    expect(same).toMatchObject({ start: frame.start, airtimeMs: 400, senderScale: 20, data: frame.data });
+    // At real time, the same transmission started at the same wall-clock instant and lasted 20 ms.
+    const slow = decodeAirFrame(bytes, 1);
+    expect(slow).toMatchObject({ start: 1.7e12, airtimeMs: 20, senderScale: 20 });
+  });
+
+  it('says when a datagram comes from the previous format, and ignores what is not one', () => {
+    expect(decodeAirFrame(Uint8Array.of(0x4d, 0x47, 0x45, 0x32, ...new Array(30).fill(0)), 1)).toBe('old-format');
+    expect(decodeAirFrame(Uint8Array.of(1, 2, 3), 1)).toBeUndefined();
+    const bad = encodeAirFrame({ ...frame, airtimeMs: Number.NaN }, 1);
+    expect(decodeAirFrame(bad, 1)).toBeUndefined();
   });
 });

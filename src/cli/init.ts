@@ -92,6 +92,8 @@ interfaces:
   # 62500, 125000, 250000, 500000; sf 5..12 (spreading factor); cr 5..8 (coding rate
   # 4/5..4/8); txPower 0..30 dBm. baudRate 300..4000000 (default 115200). minFirmware:
   # the oldest modem firmware accepted, e.g. "1.74" (older is refused at open, and retried).
+  # mtu: largest frame, 1..508 (default 507: RNode sends 255 bytes or more as two LoRa
+  # packets; 254 keeps every frame in one).
   #- kind: lora
   #  name: lora0
   #  path: /dev/ttyUSB0

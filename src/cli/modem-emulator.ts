@@ -16,6 +16,7 @@ interface Options {
   bitRate?: string;
   rssi: string;
   snr: string;
+  csma: boolean;
 }
 
 export function modemEmulatorOptions(cmd: Command): Command {
@@ -24,11 +25,12 @@ export function modemEmulatorOptions(cmd: Command): Command {
     .option('--serial <path>', 'serial device the host talks to (one end of a pty pair), or - for stdio')
     .option('--medium <host:port>', 'simulated radio medium: base UDP port of a block of 32', `${DEFAULT_MEDIUM.host}:${DEFAULT_MEDIUM.port}`)
     .option('--loss <rate>', 'probability 0..1 that a received frame is lost', '0')
-    .option('--time-scale <x>', 'run the radio X times faster than real time', '1')
+    .option('--time-scale <x>', 'run the radio X times faster than real time (emulators on one medium may differ)', '1')
     .option('--delay <ms>', 'propagation delay in ms of radio time', '0')
     .option('--bit-rate <bps>', 'fixed bit rate instead of the LoRa time-on-air formula')
     .option('--rssi <dbm>', 'RSSI reported for received frames', '-90')
-    .option('--snr <db>', 'SNR reported for received frames', '8.5');
+    .option('--snr <db>', 'SNR reported for received frames', '8.5')
+    .option('--no-csma', "send at once instead of RNode's carrier sense and contention window (lora mode)");
 }
 
 export async function runModemEmulatorCommand(opts: Options): Promise<void> {
@@ -50,6 +52,7 @@ export async function runModemEmulatorCommand(opts: Options): Promise<void> {
     delayMs: parseNumberOption('--delay', opts.delay, 0, 3_600_000),
     rssiDbm: Math.round(parseNumberOption('--rssi', opts.rssi, -157, 98)),
     snrDb: parseNumberOption('--snr', opts.snr, -32, 31.75),
+    csma: opts.csma && opts.mode === 'lora',
     ...(opts.bitRate !== undefined ? { bitRate: parseNumberOption('--bit-rate', opts.bitRate, 1, 1e9) } : {}),
     log,
   });

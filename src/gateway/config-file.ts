@@ -142,7 +142,7 @@ const firmware = z
   .string({ error: firmwareError })
   .regex(/^\d{1,3}\.\d{1,3}$/, { error: firmwareError })
   .transform((v): [number, number] => [Number(v.split('.')[0]), Number(v.split('.')[1])]);
-const lora = strict({ kind: z.literal('lora'), name: name.optional(), path, baudRate: baudRate.optional(), radio, minFirmware: firmware.optional() });
+const lora = strict({ kind: z.literal('lora'), name: name.optional(), path, baudRate: baudRate.optional(), radio, minFirmware: firmware.optional(), mtu: int(1, 508, ' bytes').optional() });
 const kiss = strict({
   kind: z.literal('kiss'),
   name: name.optional(),

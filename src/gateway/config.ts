@@ -30,8 +30,12 @@ export interface TcpSpec {
 }
 
 export type InterfaceSpec =
-  /** `minFirmware`: the oldest modem firmware accepted, [major, minor] (an older one is refused at open, and retried). */
-  | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio; minFirmware?: [number, number] }
+  /**
+   * `minFirmware`: the oldest modem firmware accepted, [major, minor] (an older one is refused at
+   * open, and retried). `mtu`: largest frame, 1..508, default 507 (RNode splits frames of 255
+   * bytes or more over two LoRa packets; 254 keeps each frame in one).
+   */
+  | { kind: 'lora'; name?: string; path: string; baudRate?: number; radio: LoraRadio; minFirmware?: [number, number]; mtu?: number }
   /** `csma`: only the TNC parameters to set (none by default: the TNC keeps its own). */
   | { kind: 'kiss'; name?: string; path: string; baudRate?: number; callsign?: string; csma?: Partial<KissCsmaConfig> }
   | { kind: 'slip'; name?: string; path: string; baudRate?: number }

@@ -125,6 +125,7 @@ function buildOne(
         radio: spec.radio,
         ...baud(spec.baudRate),
         ...(spec.minFirmware ? { minFirmware: spec.minFirmware } : {}),
+        ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
         ...(config.cap?.shortPercent !== undefined ? { shortAirtimeLockPercent: config.cap.shortPercent } : {}),
         ...(config.cap?.longPercent !== undefined ? { longAirtimeLockPercent: config.cap.longPercent } : {}),
         log,

@@ -16,11 +16,11 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function modem(name: string, withEmulator = true, readyAfterTx = true): Promise<string> {
+async function modem(name: string, withEmulator = true, readyAfterTx = true, timeScale = 20): Promise<string> {
   const pty = await openPtyPair(name);
   cleanups.push(() => pty.close());
   if (withEmulator) {
-    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale: 20, rssiDbm: -103, snrDb: 4.25, readyAfterTx });
+    const emulator = await startModemEmulator({ serial: pty.modem, medium, timeScale, rssiDbm: -103, snrDb: 4.25, readyAfterTx });
     cleanups.push(() => emulator.close());
   }
   return pty.host;
@@ -41,13 +41,30 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     expect(a.state).toBe('up');
     expect(a.stats).toMatchObject({ firmware: '1.74', frequency: 869_525_000, bandwidth: 125_000, sf: 7, cr: 5, txpower: 14 });
     const got = collect(b);
-    const frames = [1, 50, 200, 255].map((n, i) => frameOfSize(n, i));
+    // 255 bytes and more go as two LoRa packets through the emulated RNodes and arrive whole.
+    const frames = [1, 50, 200, 254, 255, 400, 507].map((n, i) => frameOfSize(n, i));
     for (const f of frames) a.send(f); // a burst: flow control lets one out per READY
-    await until(() => got.length === frames.length, 'four frames at b');
+    await until(() => got.length === frames.length, 'seven frames at b');
     expect(got.map((f) => hex(f.data))).toEqual(frames.map(hex));
     expect(got.every((f) => f.rssiDbm === -103 && f.snrDb === 4.25)).toBe(true);
     expect(a.stats.readyTimeouts).toBeUndefined(); // every frame was released by READY
-    expect(() => a.send(new Uint8Array(256))).toThrow(/MTU of 255/);
+    expect(a.mtu).toBe(507);
+    expect(() => a.send(new Uint8Array(508))).toThrow(/MTU of 507/);
+    // The modem's own report of its timing (STAT_PHYPRM, sent when the radio came on).
+    expect(a.stats).toMatchObject({ preambleSymbols: 24, csmaSlotMs: 24, difsMs: 48 });
+  });
+
+  it('carries 508-byte frames when asked to, and across emulators at different time scales', async () => {
+    const a = link(await modem('lm', true, true, 20), 'm', RADIO, { mtu: 508 });
+    const b = link(await modem('ln5', true, true, 5), 'n5');
+    await a.open();
+    await b.open();
+    const got = collect(b);
+    const frames = [508, 300, 10].map((n, i) => frameOfSize(n, i + 40));
+    for (const f of frames) a.send(f);
+    await until(() => got.length === frames.length, 'three frames at the emulator running at a quarter of the speed');
+    expect(got.map((f) => hex(f.data))).toEqual(frames.map(hex));
+    expect(() => new LoraSerialLink({ name: 'x', path: '/dev/null', radio: RADIO, mtu: 509 })).toThrow(/1 to 508 bytes/);
   });
 
   it('names the refused setting and keeps retrying', async () => {
