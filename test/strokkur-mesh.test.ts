@@ -11,6 +11,7 @@ import { Prng } from '../src/link/prng.js';
 import { chunkSizeFor, decodeChunk, sourceChunks } from '../src/strokkur/chunk.js';
 import { MeshStrokkurTransport } from '../src/strokkur/mesh.js';
 import { DEFAULT_REDUNDANCY, Strokkur } from '../src/strokkur/strokkur.js';
+import { allDatagrams } from './strokkur-helpers.js';
 
 const PORT = 70;
 
@@ -127,4 +128,71 @@ describe('Strokkur over the mesh in virtual time', () => {
     const s = new Strokkur(transport);
     await expect(s.send(new Uint8Array(32).fill(9), Uint8Array.of(1))).rejects.toThrow(/no route/);
   });
+
+  /**
+   * A LoRa node's message to the gateway while a Wi-Fi node floods the gateway's receiver with
+   * chunks of ever new messages (100 a second, each starting a state), through the real mesh
+   * transport with the gateway's receiver on the mesh's clock and only 4 states to share.
+   */
+  async function loraBesideWifiFlood(staleAfterMs?: number): Promise<{ delivered: number; evicted: number; floods: number; loraChunks: number }> {
+    const m = buildMesh(3, [
+      { name: 'lora', kind: 'lora', members: [0, 1] },
+      { name: 'wifi', kind: 'wifi', members: [1, 2] },
+    ]);
+    m.run(120_000);
+    const [a, b, c] = m.nodes as [MeshNode, MeshNode, MeshNode];
+    const pacing = airtimePacing(m, 0, 'lora', 0.25);
+    const loraSide = new RecordingTransport(a, a.bind(PORT), {
+      ready: pacing.ready,
+      onReady: pacing.onReady,
+      flush: () => {
+        m.runners[0]!.flush();
+        pacing.spent();
+      },
+    });
+    const receiver = new Strokkur(new MeshStrokkurTransport(b, b.bind(PORT)), {
+      now: () => m.clock.now(),
+      receiver: { maxStates: 4, ...(staleAfterMs !== undefined ? { staleAfterMs } : {}) },
+    });
+    const got: string[] = [];
+    receiver.on('message', (from) => got.push(nodeIdOf(from)));
+    receiver.on('error', () => undefined);
+
+    const flooder = new MeshStrokkurTransport(c, c.bind(PORT), { flush: () => m.runners[2]!.flush() });
+    const prng = new Prng(5);
+    let floods = 0;
+    let flooding = true;
+    const flood = (): void => {
+      if (!flooding) return;
+      // One chunk of a new 1 KiB message: a new state at the gateway each time.
+      const chunks = allDatagrams(seededBytes(1024, 10_000 + floods), { chunkSize: 64, redundancy: 0 });
+      flooder.send(b.sid, chunks[prng.int(chunks.length)]!);
+      floods++;
+      m.clock.setTimer(m.clock.now() + 10, flood);
+    };
+    flood();
+
+    const sending = new Strokkur(loraSide).send(b.sid, seededBytes(2048, 9));
+    let settled = false;
+    void sending.finally(() => (settled = true)).catch(() => undefined);
+    for (let t = 0; t < 240 && !settled; t++) {
+      m.run(1_000);
+      await Promise.resolve();
+    }
+    await sending;
+    m.run(5_000);
+    flooding = false;
+    return { delivered: got.filter((id) => id === nodeIdOf(a.sid)).length, evicted: receiver.receiver.counters.evicted, floods, loraChunks: loraSide.sent.length };
+  }
+
+  it('a LoRa sender\'s message completes while a Wi-Fi node floods the same receiver; a stale rule shorter than its chunk gap starves it', async () => {
+    const fair = await loraBesideWifiFlood();
+    expect(fair.delivered).toBe(1);
+    // The flood was real: hundreds of its states came and were evicted between LoRa chunks.
+    expect(fair.evicted).toBeGreaterThan(20 * fair.loraChunks);
+    expect(fair.floods).toBeGreaterThan(1000);
+    // The same with states stale after 1 s, less than the LoRa sender's gap between chunks.
+    const starved = await loraBesideWifiFlood(1_000);
+    expect(starved.delivered).toBe(0);
+  }, 120_000);
 });
