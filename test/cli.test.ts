@@ -131,6 +131,20 @@ describe('meshgw airtime', () => {
     });
   });
 
+  it('costs a DATA frame through an RNode as its packets, with their headers, at the firmware\'s preamble', () => {
+    const one = json(['--modem', 'rnode', '--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '51']);
+    // 52 bytes with 18 preamble symbols: (18 + 4.25 + 68) × 4.096 ms, where plain LoRa says 328.704.
+    expect(one).toEqual({ airtimeMs: 369.664, packets: [52], preambleSymbols: 18, symbolMs: 4.096, csmaSlotMs: 49, difsMs: 98 });
+    const two = json(['--modem', 'rnode', '--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '300']);
+    expect(two.packets).toEqual([255, 47]);
+    const p255 = json(['--modem', 'lora', '--sf', '9', '--bw', '125000', '--cr', '5', '--preamble', '18', '--bytes', '255']).airtimeMs as number;
+    const p47 = json(['--modem', 'lora', '--sf', '9', '--bw', '125000', '--cr', '5', '--preamble', '18', '--bytes', '47']).airtimeMs as number;
+    expect(two.airtimeMs as number).toBeCloseTo(p255 + p47, 9);
+    const r = meshgw(['airtime', '--modem', 'rnode', '--sf', '9', '--bw', '125000', '--cr', '5', '--bytes', '509']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/an RNode takes DATA frames of 1 to 508 bytes, got 509/);
+  });
+
   it('costs an AX.25 frame for a 1200 baud TNC', () => {
     const r = json(['--modem', 'afsk1200', '--bytes', '100']);
     // 300 ms TXDELAY + (16 + 816 + 163) bits / 1200 baud + 100 ms TXTAIL

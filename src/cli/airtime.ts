@@ -1,11 +1,14 @@
 /**
  * `meshgw airtime`: the time on air of one frame, and with a region, how the band's rules
  * limit it. LoRa: `--sf --bw --cr --bytes [--preamble] [--implicit] [--no-crc] [--ldro]`;
- * AX.25: `--modem afsk1200|afsk9600 --bytes`. `--json` prints one object.
+ * A DATA frame through an RNode: `--modem rnode --sf --bw --cr --bytes` (up to 508: its packets
+ * with their headers, at the firmware's preamble, and its CSMA timing). AX.25:
+ * `--modem afsk1200|afsk9600 --bytes`. `--json` prints one object.
  */
 import type { Command } from 'commander';
 import { loraAirtime, LoraParamError, loraMaxPayloadWithin, type LoraParams } from '../link/airtime/lora.js';
 import { Ax25AirtimeModel, type Ax25Modem } from '../link/airtime/afsk.js';
+import { RNODE_HOST_MTU, RNodeAirtimeModel, rnodePackets, rnodePhy } from '../link/airtime/lora-rnode.js';
 import { bandRules, framesPerHour, parseRegionName, RegionError, type BandRules } from '../link/airtime/regions.js';
 import { UsageError, parseIntOption, parseNumberOption } from './usage-error.js';
 
@@ -28,11 +31,11 @@ interface Options {
 
 export function airtimeOptions(cmd: Command): Command {
   return cmd
-    .option('--modem <kind>', 'lora, afsk1200 or afsk9600 (AX.25 over a KISS TNC)', 'lora')
+    .option('--modem <kind>', 'lora (one LoRa packet), rnode (a DATA frame through an RNode), afsk1200 or afsk9600 (AX.25 over a KISS TNC)', 'lora')
     .option('--sf <n>', 'LoRa spreading factor, 5..12')
     .option('--bw <hz>', 'LoRa bandwidth in Hz (7800 ... 500000)')
     .option('--cr <n>', 'LoRa coding rate, 5..8 or 4/5..4/8')
-    .option('--bytes <n>', 'frame size in bytes (LoRa payload; AX.25 frame without FCS and flags)')
+    .option('--bytes <n>', 'frame size in bytes (LoRa payload; RNode DATA frame; AX.25 frame without FCS and flags)')
     .option('--preamble <symbols>', 'LoRa preamble length', '8')
     .option('--implicit', 'LoRa implicit header')
     .option('--no-crc', 'LoRa payload CRC off')
@@ -92,6 +95,21 @@ function report(opts: Options): Record<string, unknown> {
     const a = loraAirtime(params, bytes);
     out = { airtimeMs: a.airtimeMs, symbolMs: a.symbolMs, symbols: a.symbols, ldro: a.ldro };
     maxBytesWithin = (ms) => loraMaxPayloadWithin(params, ms);
+  } else if (opts.modem === 'rnode') {
+    bandwidth = parseIntOption('--bw', required('--bw', opts.bw), 1, 10_000_000);
+    const params = { sf: parseIntOption('--sf', required('--sf', opts.sf), 0, 99), bandwidth, cr: parseCr(required('--cr', opts.cr)) };
+    if (bytes < 1 || bytes > RNODE_HOST_MTU) throw new UsageError(`--bytes: an RNode takes DATA frames of 1 to ${RNODE_HOST_MTU} bytes, got ${bytes}`);
+    const phy = rnodePhy(params);
+    const model = new RNodeAirtimeModel(params, RNODE_HOST_MTU);
+    out = {
+      airtimeMs: model.airtimeMs(bytes),
+      packets: rnodePackets(bytes),
+      preambleSymbols: phy.preambleSymbols,
+      symbolMs: phy.symbolMs,
+      csmaSlotMs: phy.csmaSlotMs,
+      difsMs: phy.difsMs,
+    };
+    maxBytesWithin = (ms) => model.maxBytesWithin(ms);
   } else if (opts.modem === 'afsk1200' || opts.modem === 'afsk9600' || opts.modem === 'fsk9600') {
     const modem: Ax25Modem = opts.modem === 'afsk1200' ? 'afsk1200' : 'fsk9600';
     const model = new Ax25AirtimeModel({
@@ -103,7 +121,7 @@ function report(opts: Options): Record<string, unknown> {
     out = { airtimeMs: model.airtimeMs(bytes), modem: opts.modem, baud: model.baud, bits: model.frameBits(bytes) };
     maxBytesWithin = (ms) => model.maxBytesWithin(ms);
   } else {
-    throw new UsageError(`--modem must be lora, afsk1200 or afsk9600, got '${opts.modem}'`);
+    throw new UsageError(`--modem must be lora, rnode, afsk1200 or afsk9600, got '${opts.modem}'`);
   }
   if (opts.region !== undefined) {
     const region = parseRegionName(opts.region);
@@ -125,7 +143,13 @@ function report(opts: Options): Record<string, unknown> {
 
 function describe(r: Record<string, unknown>): string {
   const lines: string[] = [];
-  if (r.symbols !== undefined) {
+  if (r.packets !== undefined) {
+    const packets = r.packets as number[];
+    lines.push(
+      `${r.airtimeMs} ms on air: ${packets.length === 1 ? 'one LoRa packet' : `${packets.length} LoRa packets`} of ${packets.join(' + ')} bytes (RNode's header included), ${r.preambleSymbols} preamble symbols of ${r.symbolMs} ms`,
+    );
+    lines.push(`before it: DIFS ${r.difsMs} ms and a contention window of CSMA slots of ${r.csmaSlotMs} ms`);
+  } else if (r.symbols !== undefined) {
     lines.push(`${r.airtimeMs} ms on air: ${r.symbols} symbols of ${r.symbolMs} ms, low-data-rate optimisation ${r.ldro ? 'on' : 'off'}`);
   } else {
     lines.push(`${r.airtimeMs} ms on air: ${r.bits} bits at ${r.baud} baud, with TXDELAY and TXTAIL`);
