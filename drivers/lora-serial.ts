@@ -310,6 +310,9 @@ export class LoraSerialLink extends StreamLink {
         }
         return;
       }
+      case 'stat-csma':
+        Object.assign(this.stats, { csmaBand: m.band, cwMinSlots: m.cwMin, cwMaxSlots: m.cwMax });
+        return;
       case 'stat-chtm':
         Object.assign(this.stats, {
           airtimeShortPercent: m.airtimeShortPercent,

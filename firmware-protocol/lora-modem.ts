@@ -30,6 +30,7 @@ export const LoraCommand = {
   STAT_SNR: 0x24,
   STAT_CHTM: 0x25,
   STAT_PHYPRM: 0x26,
+  STAT_CSMA: 0x28,
   RANDOM: 0x40,
   PLATFORM: 0x48,
   MCU: 0x49,
@@ -45,7 +46,7 @@ export const RESET_NOTICE = 0xf8;
 export type LoraCommandName =
   | 'data' | 'frequency' | 'bandwidth' | 'txpower' | 'sf' | 'cr' | 'radio-state' | 'detect'
   | 'implicit' | 'leave' | 'st-alock' | 'lt-alock' | 'promisc' | 'ready' | 'stat-rx' | 'stat-tx'
-  | 'stat-rssi' | 'stat-snr' | 'stat-chtm' | 'stat-phyprm' | 'random' | 'platform' | 'mcu'
+  | 'stat-rssi' | 'stat-snr' | 'stat-chtm' | 'stat-phyprm' | 'stat-csma' | 'random' | 'platform' | 'mcu'
   | 'fw-version' | 'reset' | 'error';
 
 /** DETECT argument sent by the host, and the modem's answer. */
@@ -128,6 +129,8 @@ export type LoraMessage =
   | { command: 'fw-version'; major: number; minor: number }
   | ({ command: 'stat-chtm' } & ChannelStats)
   | ({ command: 'stat-phyprm' } & PhyParams)
+  /** The contention window: its band (1..4) and the slots it is drawn from, min..max − 1. */
+  | { command: 'stat-csma'; band: number; cwMin: number; cwMax: number }
   /**
    * A one-byte query (argument 0x00) of a command whose answer is longer than one byte:
    * FW_VERSION, STAT_RX, STAT_TX, STAT_CHTM, STAT_PHYPRM, the airtime locks, and (besides the
@@ -167,6 +170,7 @@ const COMMANDS: ReadonlyArray<readonly [LoraCommandName, number, Layout]> = [
   ['stat-snr', LoraCommand.STAT_SNR, 'custom'],
   ['stat-chtm', LoraCommand.STAT_CHTM, 'custom'],
   ['stat-phyprm', LoraCommand.STAT_PHYPRM, 'custom'],
+  ['stat-csma', LoraCommand.STAT_CSMA, 'custom'],
   ['random', LoraCommand.RANDOM, 'u8'],
   ['platform', LoraCommand.PLATFORM, 'u8'],
   ['mcu', LoraCommand.MCU, 'u8'],
@@ -246,6 +250,8 @@ export function loraMessageArgument(msg: LoraMessage): Uint8Array {
         ...u16(msg.csmaSlotMs, 'CSMA slot'),
         ...(msg.difsMs !== undefined ? u16(msg.difsMs, 'DIFS') : []),
       ]);
+    case 'stat-csma':
+      return Uint8Array.of(checkInt('CSMA band', msg.band, 0, 255), checkInt('CW min', msg.cwMin, 0, 255), checkInt('CW max', msg.cwMax, 0, 255));
     default: {
       const v = msg.value;
       if (layout === 'u32') {
@@ -327,6 +333,9 @@ export function decodeLoraFrame(frame: Pick<KissFrame, 'type' | 'data'>): LoraDe
           ...(d.length === 12 ? { difsMs: be16(d, 10) } : {}),
         },
       };
+    case 'stat-csma':
+      if (d.length !== 3) return bad('3');
+      return { message: { command: name, band: d[0]!, cwMin: d[1]!, cwMax: d[2]! } };
     default:
       if (layout === 'u32') {
         if (d.length !== 4) return bad('4');

@@ -244,7 +244,8 @@ describe('EmulatedModem as RNode: header, split frames, reassembly', () => {
     b.poll(end2);
     expect(received(b)).toEqual([data]);
     a.poll(end2);
-    expect(messages(a)).toEqual([{ command: 'ready', value: 1 }]);
+    // One READY for the frame (and STAT_CSMA: 1.6 s of airtime moved it to band 2).
+    expect(messages(a)).toEqual([{ command: 'ready', value: 1 }, { command: 'stat-csma', band: 2, cwMin: 15, cwMax: 29 }]);
     expect(a.counters.txFrames).toBe(1);
   });
 
@@ -448,5 +449,17 @@ describe('the medium datagram runs on the wall clock', () => {
     expect(decodeAirFrame(Uint8Array.of(1, 2, 3), 1)).toBeUndefined();
     const bad = encodeAirFrame({ ...frame, airtimeMs: Number.NaN }, 1);
     expect(decodeAirFrame(bad, 1)).toBeUndefined();
+  });
+});
+
+describe('EmulatedModem as RNode: contention window band', () => {
+  it('moves to band 2 once its own airtime passes 7 % and says so (STAT_CSMA), as the firmware does', () => {
+    const a = radio();
+    send(a, 0, { command: 'data', data: payload(20) }); // 0.2 s of 15 s: band 1, nothing said
+    a.poll(1_000);
+    expect(messages(a).filter((m) => m.command === 'stat-csma')).toEqual([]);
+    send(a, 1_000, { command: 'data', data: payload(200) }); // about 1.4 s more: over 7 %
+    a.poll(5_000);
+    expect(messages(a).filter((m) => m.command === 'stat-csma')).toEqual([{ command: 'stat-csma', band: 2, cwMin: 15, cwMax: 29 }]);
   });
 });

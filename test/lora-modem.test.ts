@@ -63,7 +63,7 @@ function frame(type: number, data: Uint8Array | number[]): Pick<KissFrame, 'type
 const ALL_NAMES: readonly LoraCommandName[] = [
   'data', 'frequency', 'bandwidth', 'txpower', 'sf', 'cr', 'radio-state', 'detect', 'implicit',
   'leave', 'st-alock', 'lt-alock', 'promisc', 'ready', 'stat-rx', 'stat-tx', 'stat-rssi',
-  'stat-snr', 'stat-chtm', 'stat-phyprm', 'random', 'platform', 'mcu', 'fw-version', 'reset', 'error',
+  'stat-snr', 'stat-chtm', 'stat-phyprm', 'stat-csma', 'random', 'platform', 'mcu', 'fw-version', 'reset', 'error',
 ];
 
 const U32_COMMANDS = ['frequency', 'bandwidth', 'stat-rx', 'stat-tx'] as const;
@@ -87,7 +87,7 @@ describe('command table', () => {
       DATA: 0x00, FREQUENCY: 0x01, BANDWIDTH: 0x02, TXPOWER: 0x03, SF: 0x04, CR: 0x05,
       RADIO_STATE: 0x06, DETECT: 0x08, IMPLICIT: 0x09, LEAVE: 0x0a, ST_ALOCK: 0x0b,
       LT_ALOCK: 0x0c, PROMISC: 0x0e, READY: 0x0f, STAT_RX: 0x21, STAT_TX: 0x22, STAT_RSSI: 0x23,
-      STAT_SNR: 0x24, STAT_CHTM: 0x25, STAT_PHYPRM: 0x26, RANDOM: 0x40, PLATFORM: 0x48, MCU: 0x49,
+      STAT_SNR: 0x24, STAT_CHTM: 0x25, STAT_PHYPRM: 0x26, STAT_CSMA: 0x28, RANDOM: 0x40, PLATFORM: 0x48, MCU: 0x49,
       FW_VERSION: 0x50, RESET: 0x55, ERROR: 0x90,
     });
     expect(DETECT_REQUEST).toBe(0x73);
@@ -223,6 +223,12 @@ describe('round trip encode → KISS decode → decodeLoraFrame', () => {
     });
     // Older firmware: 10 bytes, no DIFS.
     expectRoundTrip({ command: 'stat-phyprm', symbolTimeMs: 1.024, symbolRate: 976, preambleSymbols: 18, preambleTimeMs: 18, csmaSlotMs: 12 });
+  });
+
+  it('STAT_CSMA: band and contention window, exactly three bytes', () => {
+    expectRoundTrip({ command: 'stat-csma', band: 2, cwMin: 15, cwMax: 29 });
+    expect(encodeLoraMessage({ command: 'stat-csma', band: 4, cwMin: 45, cwMax: 59 })).toEqual(Uint8Array.of(0xc0, 0x28, 4, 45, 59, 0xc0));
+    expect(decodeLoraFrame(frame(0x28, [1, 0]))).toEqual({ error: { code: 'bad-length', command: 'stat-csma', length: 2, expected: '3' } });
   });
 
   it('the one-byte query of every command that answers with more than one byte', () => {
@@ -390,8 +396,8 @@ describe('decode errors', () => {
   });
 
   it('RNode codes this codec does not model are unknown-command', () => {
-    // RADIO_LOCK, STAT_BAT, STAT_CSMA, STAT_TEMP, BLINK, BOARD, KISS RETURN (RESET is decoded: the boot notice)
-    for (const type of [0x07, 0x27, 0x28, 0x29, 0x30, 0x47, 0xff]) {
+    // RADIO_LOCK, STAT_BAT, STAT_TEMP, BLINK, BOARD, KISS RETURN (RESET is decoded: the boot notice)
+    for (const type of [0x07, 0x27, 0x29, 0x30, 0x47, 0xff]) {
       expect(decodeLoraFrame(frame(type, [0xf8]))).toEqual({ error: { code: 'unknown-command', type } });
     }
   });

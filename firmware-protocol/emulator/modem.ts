@@ -183,6 +183,8 @@ export class EmulatedModem {
   /** Frames that may still go without a new channel access (RNode flushes its queue at low rates). */
   private burst = 0;
   private csma: CsmaState = { phase: 'idle', cwSlots: undefined, difsStart: 0, cwStart: 0, cwPassed: 0, wakeAt: undefined };
+  /** The contention window band, as last reported (RNode starts in band 1). */
+  private cw = { band: 1, minSlots: 0, maxSlots: 14 };
   /** The first half of a split frame, waiting for its second (RNode keeps one, whoever sent it). */
   private rxSplit: { sequence: number; data: Uint8Array } | undefined;
   private receptions: Reception[] = [];
@@ -297,6 +299,7 @@ export class EmulatedModem {
       }
       this.counters.txFrames++;
       if (this.mode === 'lora' && this.opts.readyAfterTx) this.reply({ command: 'ready', value: 0x01 });
+      if (this.mode === 'lora') this.updateContentionWindow(end);
       if (this.burst > 0) this.startFrame(end);
     }
     this.startTransmission(now);
@@ -555,10 +558,8 @@ export class EmulatedModem {
     const phy = this.phy();
     if (!phy) return true;
     if (c.cwSlots === undefined) {
-      const airtimePct = (this.shortAirtime.used(now) / SHORT_WINDOW_MS) * 100;
-      const cw = rnodeContentionWindow(airtimePct);
       // Arduino's random(min, max) is min..max−1.
-      c.cwSlots = cw.minSlots + Math.floor(this.opts.random() * (cw.maxSlots - cw.minSlots));
+      c.cwSlots = this.cw.minSlots + Math.floor(this.opts.random() * (this.cw.maxSlots - this.cw.minSlots));
     }
     const target = c.cwSlots * phy.csmaSlotMs;
     const busy = this.busyAt(now);
@@ -589,6 +590,17 @@ export class EmulatedModem {
     }
     this.csma = { phase: 'idle', cwSlots: undefined, difsStart: 0, cwStart: 0, cwPassed: 0, wakeAt: undefined };
     return true;
+  }
+
+  /**
+   * After each transmission RNode recomputes its contention-window band from its own airtime of
+   * the last few seconds, and tells the host (STAT_CSMA) when the band changed.
+   */
+  private updateContentionWindow(now: number): void {
+    const cw = rnodeContentionWindow((this.shortAirtime.used(now) / SHORT_WINDOW_MS) * 100);
+    if (cw.band === this.cw.band) return;
+    this.cw = cw;
+    this.reply({ command: 'stat-csma', band: cw.band, cwMin: cw.minSlots, cwMax: cw.maxSlots });
   }
 
   /** Whether a reception is under way at `now` (carrier detected), since when and until when. */

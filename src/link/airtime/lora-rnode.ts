@@ -16,7 +16,7 @@
  *
  * CSMA. Slot = 12 symbols, truncated to whole ms, at most 100 ms; below 24 ms it is 24 ms (6 ms
  * for fast rates). DIFS = 2 slots (SIFS is 0). The contention window is drawn per transmission
- * from a band chosen by the modem's own recent airtime (§ rnodeContentionWindow).
+ * from a band chosen by the modem's own recent airtime (rnodeContentionWindow).
  */
 import { loraAirtime, validateLoraParams, type LoraParams } from './lora.js';
 import type { AirtimeModel } from './model.js';
@@ -121,7 +121,7 @@ export function rnodePhy(p: Pick<LoraParams, 'sf' | 'bandwidth' | 'cr'>): RNodeP
 }
 
 /**
- * The contention window band for the modem's own airtime over the last ~30 s (percent): band 1
+ * The contention window band for the modem's own airtime of the last 7.5–15 s (percent): band 1
  * up to 7 %, rising to 4 at 85 % and above (Arduino's integer map()). The window is then drawn
  * from [(band − 1)·15, band·15 − 1) slots.
  */

@@ -69,6 +69,11 @@ function checkRanges(m: LoraMessage): void {
       u16(m.csmaSlotMs, 'CSMA slot');
       if (m.difsMs !== undefined) u16(m.difsMs, 'DIFS');
       return;
+    case 'stat-csma':
+      u8(m.band, 'CSMA band');
+      u8(m.cwMin, 'CW min');
+      u8(m.cwMax, 'CW max');
+      return;
     case 'query':
       invariant(typeof m.target === 'string', 'query without a target');
       return;
