@@ -355,33 +355,42 @@ describe('one daemon with UDP, KISS TCP to Direwolf and LoRa to the modem emulat
 
     // 4. An app on L listens; an app on U sends. Sent again while nothing has arrived (a LoRa
     //    collision loses a frame; see the header); what arrives must be what was sent.
-    const inbox = await l.client.bind(APP_PORT);
-    const outbox = await u.client.bind();
-    const payload = randomBytes(Math.min(100, uToL.maxPayload));
-    const received = receiveOne(inbox);
-    received.catch(() => undefined); // a failure below is reported as itself, not as this
-    let sends = 0;
-    let got: Awaited<typeof received> | undefined;
-    while (got === undefined) {
-      if (Date.now() > giveUpAt) throw new Error(`the datagram did not reach L after ${sends} send(s)\n${await meshState()}\n${logs()}`);
-      try {
-        await outbox.send(l.sid, APP_PORT, payload);
-        sends++;
-      } catch (err) {
-        // The route went while the G–L link was down (HELLOs collided); send once it is back.
-        if (!(err instanceof MeshgwApiError && (err.code === 'no-route' || err.code === 'no-key'))) throw err;
-        await waitFor('the route from U to L to come back', async () => (await u.client.routes()).find((r) => sidToHex(r.destination) === l.sid));
-        continue;
+    const deliver = async (size: number, port: number): Promise<number> => {
+      const inbox = await l.client.bind(port);
+      const outbox = await u.client.bind();
+      const payload = randomBytes(size);
+      const received = receiveOne(inbox);
+      received.catch(() => undefined); // a failure below is reported as itself, not as this
+      let sends = 0;
+      let got: Awaited<typeof received> | undefined;
+      while (got === undefined) {
+        if (Date.now() > giveUpAt) throw new Error(`the ${size}-byte datagram did not reach L after ${sends} send(s)\n${await meshState()}\n${logs()}`);
+        try {
+          await outbox.send(l.sid, port, payload);
+          sends++;
+        } catch (err) {
+          // The route went while the G–L link was down (HELLOs collided); send once it is back.
+          if (!(err instanceof MeshgwApiError && (err.code === 'no-route' || err.code === 'no-key'))) throw err;
+          await waitFor('the route from U to L to come back', async () => (await u.client.routes()).find((r) => sidToHex(r.destination) === l.sid));
+          continue;
+        }
+        got = await within(received, 10_000);
       }
-      got = await within(received, 10_000);
-    }
-    expect(Buffer.from(got.data).equals(payload)).toBe(true);
-    expect(sidToHex(got.sid)).toBe(u.sid);
-    expect(got.port).toBe(outbox.port);
+      expect(Buffer.from(got.data).equals(payload)).toBe(true);
+      expect(sidToHex(got.sid)).toBe(u.sid);
+      expect(got.port).toBe(outbox.port);
+      await inbox.close();
+      await outbox.close();
+      return sends;
+    };
+    const sends = await deliver(Math.min(100, uToL.maxPayload), APP_PORT);
     mark(`datagram at L (${sends} send${sends === 1 ? '' : 's'})`);
+    // 5. The largest datagram the path takes: the LoRa hop's 507-byte frames (two LoRa packets
+    //    through the emulated RNodes) carry it in one mesh frame, with one mesh header.
+    expect(uToL.maxPayload).toBeGreaterThan(400);
+    const bigSends = await deliver(uToL.maxPayload, APP_PORT + 1);
+    mark(`${uToL.maxPayload}-byte datagram at L (${bigSends} send${bigSends === 1 ? '' : 's'})`);
     console.log(`three interfaces, from the start of the test: ${took.join(', ')}`);
-    await inbox.close();
-    await outbox.close();
   }, MESH_DEADLINE_MS + 30_000);
 });
 
