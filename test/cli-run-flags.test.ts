@@ -108,3 +108,16 @@ describe('--min-firmware', () => {
     ]);
   });
 });
+
+describe('--lora-mtu', () => {
+  it('1..508 bytes for a LoRa modem; beyond, or without one, a usage error', () => {
+    expect(configFromFlags({ ...base, port: '/dev/ttyUSB0', frequency: '869525000', loraMtu: '254' }).interfaces).toEqual([
+      { kind: 'lora', path: '/dev/ttyUSB0', radio: { frequency: 869_525_000, bandwidth: 125_000, sf: 9, cr: 5, txPower: 14 }, mtu: 254 },
+    ]);
+    expectUsageErrors([
+      [{ port: '/dev/ttyUSB0', frequency: '869525000', loraMtu: '509' }, /--lora-mtu/],
+      [{ port: '/dev/ttyUSB0', frequency: '869525000', loraMtu: '0' }, /--lora-mtu/],
+      [{ sim: true, loraMtu: '254' }, /--lora-mtu is for a LoRa modem/],
+    ]);
+  });
+});

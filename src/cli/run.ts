@@ -45,6 +45,7 @@ export interface RunOptions {
   tcpConnect?: string[];
   tcpToken?: string;
   minFirmware?: string;
+  loraMtu?: string;
   sim?: boolean;
   region: string;
   frequency?: string;
@@ -98,6 +99,7 @@ export function runOptions(cmd: Command): Command {
     .option('--cr <n>', 'LoRa coding rate 5..8', '5')
     .option('--tx-power <dbm>', 'LoRa TX power in dBm', '14')
     .option('--min-firmware <x.y>', 'the oldest LoRa modem firmware accepted, e.g. 1.74 (an older one is refused, and retried)')
+    .option('--lora-mtu <bytes>', 'largest frame to the LoRa modem, 1..508 (default 507: RNode sends 255 and more as two packets; 254 keeps one)')
     .option('--callsign <call>', 'operator callsign-SSID for AX.25 UI framing on KISS TNCs')
     .option('--txdelay <ms>', 'KISS TNC keying delay to set, ms (default: leave the TNC\'s own)')
     .option('--persist <p>', 'KISS TNC CSMA persistence to set, 0..1 (default: leave the TNC\'s own)')
@@ -201,6 +203,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
     throw new UsageError('--txdelay, --persist, --slottime, --txtail and --duplex are for a KISS TNC (--driver kiss or --kiss-tcp)');
   }
   if (o.minFirmware !== undefined && !(o.port !== undefined && o.driver === 'lora')) throw new UsageError('--min-firmware is for a LoRa modem (--port PATH with --driver lora)');
+  if (o.loraMtu !== undefined && !(o.port !== undefined && o.driver === 'lora')) throw new UsageError('--lora-mtu is for a LoRa modem (--port PATH with --driver lora)');
   if (o.port !== undefined) {
     if (o.driver === 'lora') {
       if (o.frequency === undefined) throw new UsageError('--frequency is required with --driver lora');
@@ -217,7 +220,14 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
         if (err instanceof LoraParamError) throw new UsageError(err.message);
         throw err;
       }
-      interfaces.push({ kind: 'lora', path: o.port, radio, ...baud, ...(o.minFirmware !== undefined ? { minFirmware: parseFirmware(o.minFirmware) } : {}) });
+      interfaces.push({
+        kind: 'lora',
+        path: o.port,
+        radio,
+        ...baud,
+        ...(o.minFirmware !== undefined ? { minFirmware: parseFirmware(o.minFirmware) } : {}),
+        ...(o.loraMtu !== undefined ? { mtu: parseIntOption('--lora-mtu', o.loraMtu, 1, 508) } : {}),
+      });
     } else if (o.driver === 'kiss') {
       interfaces.push({ kind: 'kiss', path: o.port, ...baud, ...kissExtra });
     } else if (o.driver === 'slip') {
@@ -252,7 +262,7 @@ export function configFromFlags(o: RunOptions): DaemonConfig {
 }
 
 /** Flags that name interfaces: given on the command line, they replace the file's interfaces. */
-const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'minFirmware', 'kissTcp', 'udp', 'udpPort', 'peer', 'mqtt', 'mqttCa', 'mqttCert', 'mqttKey', 'mqttMesh', 'tcpListen', 'tcpConnect', 'tcpToken', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
+const INTERFACE_FLAGS = ['port', 'driver', 'baud', 'minFirmware', 'loraMtu', 'kissTcp', 'udp', 'udpPort', 'peer', 'mqtt', 'mqttCa', 'mqttCert', 'mqttKey', 'mqttMesh', 'tcpListen', 'tcpConnect', 'tcpToken', 'sim', 'frequency', 'bw', 'sf', 'cr', 'txPower', 'callsign', 'txdelay', 'persist', 'slottime', 'txtail', 'duplex'];
 
 /**
  * The config file under the flags: every setting the command line did not give comes from the
