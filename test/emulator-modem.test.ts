@@ -449,6 +449,9 @@ describe('the medium datagram runs on the wall clock', () => {
     expect(decodeAirFrame(Uint8Array.of(1, 2, 3), 1)).toBeUndefined();
     const bad = encodeAirFrame({ ...frame, airtimeMs: Number.NaN }, 1);
     expect(decodeAirFrame(bad, 1)).toBeUndefined();
+    // A start that would overflow when scaled (found by the emulator-medium fuzz target).
+    expect(decodeAirFrame(encodeAirFrame({ ...frame, start: 1e300 }, 1), 20)).toBeUndefined();
+    expect(decodeAirFrame(encodeAirFrame({ ...frame, start: -5 }, 1), 1)).toBeUndefined();
   });
 });
 
@@ -461,5 +464,17 @@ describe('EmulatedModem as RNode: contention window band', () => {
     send(a, 1_000, { command: 'data', data: payload(200) }); // about 1.4 s more: over 7 %
     a.poll(5_000);
     expect(messages(a).filter((m) => m.command === 'stat-csma')).toEqual([{ command: 'stat-csma', band: 2, cwMin: 15, cwMax: 29 }]);
+  });
+});
+
+describe('EmulatedModem: what no radio could have sent', () => {
+  it('drops an empty transmission or one longer than a LoRa packet from the medium, counted', () => {
+    const b = radio();
+    for (const n of [0, 256, 600]) {
+      b.fromAir({ frequency: PARAMS.frequency, bandwidth: PARAMS.bandwidth, sf: 9, cr: 5, airtimeMs: 50, start: 0, data: new Uint8Array(n).fill(0x40) }, 0);
+    }
+    b.poll(10_000);
+    expect(received(b)).toEqual([]);
+    expect(b.counters.malformedOnAir).toBe(3);
   });
 });

@@ -62,7 +62,9 @@ export function decodeAirFrame(bytes: Uint8Array, timeScale: number): DecodedAir
   const start = view.getFloat64(14);
   const air = view.getFloat64(22);
   const senderScale = view.getFloat64(30);
-  if (!Number.isFinite(start) || !(air >= 0 && air < 3_600_000) || !(senderScale > 0 && Number.isFinite(senderScale))) return undefined;
+  // A wall-clock start from 1970 to the year 5138 and at most an hour on air: anything else is
+  // not a transmission (and could not be scaled to radio time without overflowing).
+  if (!(start >= 0 && start < 1e14) || !(air >= 0 && air < 3_600_000) || !(senderScale > 0 && Number.isFinite(senderScale))) return undefined;
   return {
     frequency: view.getUint32(4),
     bandwidth: view.getUint32(8),

@@ -34,6 +34,7 @@ import {
 import { loraAirtime, validateLoraParams } from '../../src/link/airtime/lora.js';
 import {
   RNODE_HOST_MTU,
+  RNODE_PACKET_MAX,
   RNODE_SPLIT_FLAG,
   rnodeContentionWindow,
   rnodePhy,
@@ -112,6 +113,8 @@ export interface ModemCounters {
   splitDiscarded: number;
   /** Channel accesses that found the medium busy and waited for it. */
   csmaDeferrals: number;
+  /** Transmissions from the medium no radio could have sent: empty, or longer than a LoRa packet (255; KISS TNC: 2048). */
+  malformedOnAir: number;
   decodeErrors: number;
   unknownCommands: number;
 }
@@ -170,6 +173,7 @@ export class EmulatedModem {
     oversize: 0,
     splitDiscarded: 0,
     csmaDeferrals: 0,
+    malformedOnAir: 0,
     decodeErrors: 0,
     unknownCommands: 0,
   };
@@ -259,6 +263,10 @@ export class EmulatedModem {
   /** A transmission from another modem started reaching this one's antenna at `now`. */
   fromAir(frame: AirFrame, now: number): void {
     const s = this.settings;
+    if (frame.data.length === 0 || frame.data.length > (this.mode === 'lora' ? RNODE_PACKET_MAX : 2048)) {
+      this.counters.malformedOnAir++;
+      return;
+    }
     if (frame.frequency !== s.frequency || frame.bandwidth !== s.bandwidth || frame.sf !== s.sf) {
       this.counters.offChannel++;
       return;

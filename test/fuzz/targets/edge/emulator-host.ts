@@ -83,9 +83,10 @@ export const emulatorHostTarget: FuzzTarget<State> = {
   resetEvery: 200,
   one(input, state, rng) {
     const { modem, peer } = state;
-    // At most one answer per KISS frame in (a frame needs two FENDs, or one between frames), plus
-    // a READY per finished transmission.
-    const limit = Math.floor(input.length / 2) + 2 + 2 * TX_QUEUE;
+    // At most two answers per KISS frame in (a frame needs two FENDs, or one between frames;
+    // RADIO_STATE on is answered and followed by STAT_PHYPRM), plus READY and STAT_CSMA per
+    // finished transmission.
+    const limit = 2 * (Math.floor(input.length / 2) + 1) + 3 * (TX_QUEUE + 1);
     const toAir = (): void => {
       for (const f of modem.takeAirOutput()) {
         invariant(f.data.length >= 1 && f.data.length <= 255, `a packet of ${f.data.length} bytes on air`);
