@@ -171,8 +171,28 @@ describe('EmulatedModem radio model', () => {
     expect(now).toBeGreaterThanOrEqual(15_000);
   });
 
-  it('refuses DATA beyond its queue with ERROR queue-full, and when the radio is off', () => {
-    const a = radio({ txQueueFrames: 2 });
+  it('as RNode, drops DATA beyond its queue (200 frames, 6,144 bytes) without a word, and ignores empty DATA', () => {
+    const a = radio();
+    // One goes on air, 24 of 256 bytes fill the 6,144 bytes; the next does not fit.
+    send(a, 0, ...Array.from({ length: 26 }, () => ({ command: 'data', data: payload(256) }) as LoraMessage), { command: 'data', data: new Uint8Array(0) });
+    expect(messages(a)).toEqual([]);
+    expect(a.counters.queueFull).toBe(1);
+    expect(a.counters.emptyData).toBe(1);
+    send(a, 0, { command: 'ready', value: 0 });
+    expect(messages(a)).toEqual([{ command: 'ready', value: 0 }]);
+    const b = radio();
+    send(b, 0, ...Array.from({ length: 202 }, () => ({ command: 'data', data: payload(1) }) as LoraMessage));
+    expect(b.counters.queueFull).toBe(1); // one on air, 200 queued
+    send(b, 0, { command: 'ready', value: 0 });
+    expect(messages(b)).toEqual([{ command: 'ready', value: 0 }]);
+    b.poll(1_000_000); // all sent: room again
+    messages(b);
+    send(b, 1_000_000, { command: 'ready', value: 0 });
+    expect(messages(b)).toEqual([{ command: 'ready', value: 1 }]);
+  });
+
+  it('refuses DATA beyond its queue with ERROR queue-full when asked to, and when the radio is off', () => {
+    const a = radio({ txQueueFrames: 2, queueFullError: true });
     send(a, 0, ...Array.from({ length: 4 }, () => ({ command: 'data', data: payload(50) }) as LoraMessage));
     // One on the air, two queued, the fourth refused.
     expect(messages(a)).toEqual([{ command: 'error', value: 0x04 }]);

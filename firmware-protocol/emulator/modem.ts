@@ -81,8 +81,17 @@ export interface EmulatedModemOptions {
   delayMs?: number;
   /** Replaces the LoRa airtime formula by a fixed bit rate (bits/s) when set. */
   bitRate?: number;
-  /** Frames the modem buffers for transmission; one more is refused with ERROR queue-full. */
+  /**
+   * Frames and bytes the modem buffers for transmission (lora: 200 frames and 6,144 bytes, as an
+   * ESP32 RNode; kiss-tnc: 64 frames). A frame beyond either is dropped and counted.
+   */
   txQueueFrames?: number;
+  txQueueBytes?: number;
+  /**
+   * Whether a dropped frame is answered with ERROR 04 (queue full), as SPEC.md allows. Default
+   * false: RNode drops it without a word (Reticulum takes an interface offline on that error).
+   */
+  queueFullError?: boolean;
   /**
    * Send READY by itself when a transmission ends (default true). False behaves as current RNode
    * firmware, which answers READY only when the host asks.
@@ -109,6 +118,8 @@ export interface ModemCounters {
   queueFull: number;
   /** DATA frames over maxPayload, dropped without an answer. */
   oversize: number;
+  /** Empty DATA frames, ignored. */
+  emptyData: number;
   /** Split halves thrown away: a first half replaced by another, or followed by a whole packet. */
   splitDiscarded: number;
   /** Channel accesses that found the medium busy and waited for it. */
@@ -171,6 +182,7 @@ export class EmulatedModem {
     offChannel: 0,
     queueFull: 0,
     oversize: 0,
+    emptyData: 0,
     splitDiscarded: 0,
     csmaDeferrals: 0,
     malformedOnAir: 0,
@@ -181,6 +193,7 @@ export class EmulatedModem {
   private readonly opts: Required<Omit<EmulatedModemOptions, 'bitRate' | 'mode'>> & { bitRate?: number };
   private readonly decoder = new KissDecoder({ maxFrame: 2048 });
   private readonly txQueue: Uint8Array[] = [];
+  private txQueuedBytes = 0;
   private txEnd: number | undefined;
   /** The packets of the frame on air that are still to go, back to back. */
   private txPackets: Uint8Array[] = [];
@@ -208,7 +221,9 @@ export class EmulatedModem {
       snrDb: options.snrDb ?? 8.5,
       loss: options.loss ?? 0,
       delayMs: options.delayMs ?? 0,
-      txQueueFrames: options.txQueueFrames ?? (this.mode === 'kiss-tnc' ? 64 : 8),
+      txQueueFrames: options.txQueueFrames ?? (this.mode === 'kiss-tnc' ? 64 : 200),
+      txQueueBytes: options.txQueueBytes ?? (this.mode === 'kiss-tnc' ? 64 * 2048 : 6144),
+      queueFullError: options.queueFullError ?? false,
       maxPayload: options.maxPayload ?? (this.mode === 'kiss-tnc' ? 2048 : RNODE_HOST_MTU),
       csma: options.csma ?? this.mode === 'lora',
       random: options.random ?? Math.random,
@@ -393,7 +408,8 @@ export class EmulatedModem {
         this.reply({ command: 'lt-alock', percent: s.longLockPercent });
         return;
       case 'ready':
-        this.reply({ command: 'ready', value: this.txQueue.length < this.opts.txQueueFrames ? 1 : 0 });
+        // RNode: 1 while its queue is not full.
+        this.reply({ command: 'ready', value: this.txQueue.length < this.opts.txQueueFrames && this.txQueuedBytes < this.opts.txQueueBytes ? 1 : 0 });
         return;
       case 'leave':
         // The host is going away; the radio stays as it is and nothing is answered.
@@ -485,6 +501,7 @@ export class EmulatedModem {
     } else if (value === RadioState.OFF) {
       this.settings.radioOn = false;
       this.txQueue.length = 0;
+      this.txQueuedBytes = 0;
       this.burst = 0;
       this.rxSplit = undefined;
     }
@@ -520,7 +537,8 @@ export class EmulatedModem {
       return;
     }
     if (data.length === 0) {
-      this.error(LoraModemError.TX_FAILED);
+      // RNode queues nothing shorter than one byte, and says nothing.
+      this.counters.emptyData++;
       return;
     }
     if (data.length > this.opts.maxPayload) {
@@ -528,12 +546,13 @@ export class EmulatedModem {
       this.counters.oversize++;
       return;
     }
-    if (this.txQueue.length >= this.opts.txQueueFrames) {
+    if (this.txQueue.length >= this.opts.txQueueFrames || this.txQueuedBytes + data.length > this.opts.txQueueBytes) {
       this.counters.queueFull++;
-      this.error(LoraModemError.QUEUE_FULL);
+      if (this.opts.queueFullError) this.error(LoraModemError.QUEUE_FULL);
       return;
     }
     this.txQueue.push(data.slice());
+    this.txQueuedBytes += data.length;
   }
 
   /** SPEC.md: queued frames are held while the airtime used in a window is at or above its lock. */
@@ -634,6 +653,7 @@ export class EmulatedModem {
       this.burst = 0;
       return;
     }
+    this.txQueuedBytes -= data.length;
     this.burst = Math.max(0, this.burst - 1);
     const packets =
       this.mode === 'lora' ? rnodeSplit(data, Math.floor(this.opts.random() * 16), this.settings.promiscuous) : [data];
