@@ -37,3 +37,10 @@ export function printTable(rows: Row[]): void {
     console.log(line([r.name, `${fmt(r.value)} ${r.unit}`, `${fmt(r.baseline)} ${r.unit}`, r.baselineName, (r.value / r.baseline).toFixed(3)]));
   }
 }
+
+/** The heap in use after a full collection when node runs with --expose-gc (`forced`), else as it is. */
+export function heapUsed(): { bytes: number; forced: boolean } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) gc();
+  return { bytes: process.memoryUsage().heapUsed, forced: gc !== undefined };
+}

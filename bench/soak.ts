@@ -20,6 +20,7 @@
  *   npm run soak -- --region us915       # the 400 ms dwell limit instead of the duty cycle
  */
 import { parseArgs } from 'node:util';
+import { heapUsed } from './measure.js';
 import { parseScenarioText } from '../src/sim/scenario.js';
 import { SimWorld } from '../src/sim/world.js';
 import type { RegionName } from '../src/link/airtime/regions.js';
@@ -132,12 +133,6 @@ export function maxWindowAirtime(starts: readonly number[], airtimes: readonly n
     best = Math.max(best, overlap(end - windowMs, end, lo));
   }
   return best;
-}
-
-function heapUsed(): { bytes: number; forced: boolean } {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) gc();
-  return { bytes: process.memoryUsage().heapUsed, forced: gc !== undefined };
 }
 
 export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {

@@ -9,6 +9,7 @@
  * Nothing here is random without a seed: the same seed, target and count give the same inputs.
  */
 import { Prng } from '../../src/link/prng.js';
+import { heapUsed } from '../../bench/measure.js';
 
 export { Prng };
 
@@ -241,12 +242,6 @@ export interface FuzzOptions {
   readonly maxFailures?: number;
   /** Called every 2 s with progress, for a long run. */
   readonly onProgress?: (tried: number, elapsedMs: number) => void;
-}
-
-function heapUsed(): { bytes: number; forced: boolean } {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) gc();
-  return { bytes: process.memoryUsage().heapUsed, forced: gc !== undefined };
 }
 
 function describe(target: string, index: number, input: Uint8Array, err: unknown): FuzzFailure {

@@ -23,6 +23,13 @@ export function chunks(input: Uint8Array, rng: Prng): Uint8Array[] {
   return out;
 }
 
+/** The frames a stream decoder delivers for `input` read in random chunks; its documented errors skipped. */
+export function* framesOf<F>(decoder: { push(bytes: Uint8Array): Iterable<{ frame: F } | { error: unknown }> }, input: Uint8Array, rng: Prng): Generator<F> {
+  for (const piece of chunks(input, rng)) {
+    for (const event of decoder.push(piece)) if ('frame' in event) yield event.frame;
+  }
+}
+
 function sample(n: number, fill: (i: number) => number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = fill(i);
@@ -51,17 +58,13 @@ export const kissTarget: FuzzTarget<{ decoder: KissDecoder }> = {
   setup: () => ({ decoder: new KissDecoder({ maxFrame: MAX_FRAME }) }),
   resetEvery: 500,
   one(input, state, rng) {
-    for (const piece of chunks(input, rng)) {
-      for (const event of state.decoder.push(piece)) {
-        if ('error' in event) continue;
-        const { frame } = event;
-        invariant(frame.data.length <= MAX_FRAME, `frame of ${frame.data.length} data bytes > maxFrame ${MAX_FRAME}`);
-        invariant(frame.port === frame.type >> 4, 'port is not the high nibble of the type byte');
-        const again = new KissDecoder({ maxFrame: MAX_FRAME }).push(encodeKissType(frame.type, frame.data));
-        const first = again[0];
-        invariant(again.length === 1 && first && 'frame' in first, 're-encoded frame does not decode to one frame');
-        invariant(first.frame.type === frame.type && bytesEqual(first.frame.data, frame.data), 'decode → encode → decode changed the frame');
-      }
+    for (const frame of framesOf(state.decoder, input, rng)) {
+      invariant(frame.data.length <= MAX_FRAME, `frame of ${frame.data.length} data bytes > maxFrame ${MAX_FRAME}`);
+      invariant(frame.port === frame.type >> 4, 'port is not the high nibble of the type byte');
+      const again = new KissDecoder({ maxFrame: MAX_FRAME }).push(encodeKissType(frame.type, frame.data));
+      const first = again[0];
+      invariant(again.length === 1 && first && 'frame' in first, 're-encoded frame does not decode to one frame');
+      invariant(first.frame.type === frame.type && bytesEqual(first.frame.data, frame.data), 'decode → encode → decode changed the frame');
     }
   },
 };
@@ -73,16 +76,13 @@ export const slipTarget: FuzzTarget<{ decoder: SlipDecoder }> = {
   setup: () => ({ decoder: new SlipDecoder({ maxFrame: MAX_FRAME }) }),
   resetEvery: 500,
   one(input, state, rng) {
-    for (const piece of chunks(input, rng)) {
-      for (const event of state.decoder.push(piece)) {
-        if ('error' in event) continue;
-        invariant(event.frame.length <= MAX_FRAME, `frame of ${event.frame.length} bytes > maxFrame ${MAX_FRAME}`);
-        invariant(event.frame.length > 0, 'an empty SLIP frame was delivered');
-        const again = new SlipDecoder({ maxFrame: MAX_FRAME }).push(encodeSlip(event.frame));
-        const first = again[0];
-        invariant(again.length === 1 && first && 'frame' in first, 're-encoded frame does not decode to one frame');
-        invariant(bytesEqual(first.frame, event.frame), 'decode → encode → decode changed the frame');
-      }
+    for (const frame of framesOf(state.decoder, input, rng)) {
+      invariant(frame.length <= MAX_FRAME, `frame of ${frame.length} bytes > maxFrame ${MAX_FRAME}`);
+      invariant(frame.length > 0, 'an empty SLIP frame was delivered');
+      const again = new SlipDecoder({ maxFrame: MAX_FRAME }).push(encodeSlip(frame));
+      const first = again[0];
+      invariant(again.length === 1 && first && 'frame' in first, 're-encoded frame does not decode to one frame');
+      invariant(bytesEqual(first.frame, frame), 'decode → encode → decode changed the frame');
     }
   },
 };

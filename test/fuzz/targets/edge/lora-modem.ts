@@ -14,7 +14,7 @@ import {
   type LoraMessage,
 } from '../../../../firmware-protocol/lora-modem.js';
 import { invariant, type FuzzTarget } from '../../harness.js';
-import { chunks } from '../framing.js';
+import { framesOf } from '../framing.js';
 
 const MAX_FRAME = 1024;
 
@@ -173,12 +173,9 @@ export const loraModemTarget: FuzzTarget<{ decoder: KissDecoder }> = {
   resetEvery: 500,
   one(input, state, rng) {
     // As the gateway reads the serial line: KISS frames out of any chunking, then the command.
-    for (const piece of chunks(input, rng)) {
-      for (const event of state.decoder.push(piece)) {
-        if ('error' in event) continue;
-        invariant(event.frame.data.length <= MAX_FRAME, `KISS frame of ${event.frame.data.length} bytes > ${MAX_FRAME}`);
-        decodeOne(event.frame.type, event.frame.data);
-      }
+    for (const frame of framesOf(state.decoder, input, rng)) {
+      invariant(frame.data.length <= MAX_FRAME, `KISS frame of ${frame.data.length} bytes > ${MAX_FRAME}`);
+      decodeOne(frame.type, frame.data);
     }
     // And the input taken as one de-framed frame: type byte, then argument.
     if (input.length > 0) decodeOne(input[0]!, input.subarray(1));
