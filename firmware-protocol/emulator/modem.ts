@@ -502,6 +502,8 @@ export class EmulatedModem {
       this.settings.radioOn = false;
       this.txQueue.length = 0;
       this.txQueuedBytes = 0;
+      // The packet on air ends; the rest of its frame does not follow.
+      this.txPackets = [];
       this.burst = 0;
       this.rxSplit = undefined;
     }
