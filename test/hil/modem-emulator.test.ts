@@ -124,6 +124,29 @@ describe('modem emulator over a real pty', () => {
     expect(c.emulator.modem.counters.rxFrames).toBe(0);
     expect(c.host.received.filter((m) => m.command === 'data')).toEqual([]);
   });
+
+  it('as Reticulum\'s RNodeInterface uses it: a burst of packets up to 508 bytes, written without waiting for READY, arrives whole and draws no ERROR', async () => {
+    const d = await startNode('d');
+    const e = await startNode('e');
+    nodes.push(d, e);
+    // RNodeInterface's detection: DETECT, FW_VERSION, PLATFORM and MCU in one write, sharing FENDs.
+    d.host.write(Uint8Array.of(0xc0, 0x08, DETECT_REQUEST, 0xc0, 0x50, 0x00, 0xc0, 0x48, 0x00, 0xc0, 0x49, 0x00, 0xc0));
+    expect(await d.host.next('detect')).toEqual({ command: 'detect', value: DETECT_RESPONSE });
+    await d.host.next('fw-version');
+    await d.host.next('mcu');
+    await configure(d.host, EU);
+    await configure(e.host, EU);
+    const sizes = [508, 300, 255, 254, 40, 507, 400, 508, 100, 350, 1, 480];
+    const packets = sizes.map((n, i) => Uint8Array.from({ length: n }, (_, j) => (i * 31 + j) & 0xff));
+    for (const p of packets) d.host.send({ command: 'data', data: p });
+    const got: Uint8Array[] = [];
+    while (got.length < packets.length) got.push((await e.host.next('data', 15_000)).data);
+    expect(got.map((g) => Buffer.from(g).toString('hex'))).toEqual(packets.map((p) => Buffer.from(p).toString('hex')));
+    expect(d.host.received.filter((m) => m.command === 'error')).toEqual([]);
+    // The modem told its host its timing when the radio came on, as RNode does.
+    expect(d.host.received.some((m) => m.command === 'stat-phyprm' && m.preambleSymbols === 24)).toBe(true);
+    expect(d.emulator.modem.counters).toMatchObject({ queueFull: 0, oversize: 0 });
+  }, 60_000);
 });
 
 describe('meshgw modem-emulator on stdio', () => {
@@ -161,4 +184,6 @@ describe('meshgw modem-emulator on stdio', () => {
     }
     expect(seen).toContain('detect:46');
   });
+
 });
+

@@ -32,6 +32,11 @@ export class TestHost {
     this.port.write(Buffer.from(encodeLoraMessage(msg)));
   }
 
+  /** Writes bytes as they are (several frames at once, shared FENDs). */
+  write(bytes: Uint8Array): void {
+    this.port.write(Buffer.from(bytes));
+  }
+
   /** Waits for the first not-yet-taken message that matches, and removes it from `received`. */
   async next<T extends LoraMessage['command']>(
     command: T,
