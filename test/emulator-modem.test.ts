@@ -289,6 +289,22 @@ describe('EmulatedModem as RNode: header, split frames, reassembly', () => {
     expect(a.counters.oversize).toBe(1);
   });
 
+  it('after 508 bytes, a split frame with the same sequence nibble loses its second half (why meshgw sends at most 507)', () => {
+    const a = radio({ random: () => 0.5 }); // every frame gets sequence nibble 8
+    const b = radio();
+    send(a, 0, { command: 'data', data: frame(508) });
+    drain(a, [b]);
+    send(a, 100_000, { command: 'data', data: frame(300, 5) });
+    drain(a, [b], 100_000, 200_000);
+    // The 300-byte frame's first half joined the held header-only packet and went up alone.
+    expect(received(b)).toEqual([frame(508), frame(300, 5).slice(0, 254)]);
+    // Its second half is now held as a first half, until something else comes.
+    send(a, 300_000, { command: 'data', data: frame(10) });
+    drain(a, [b], 300_000, 400_000);
+    expect(received(b)).toEqual([frame(10)]);
+    expect(b.counters.splitDiscarded).toBe(1);
+  });
+
   it('joins halves by the firmware\'s rules: another nibble replaces the held half, a whole packet drops it', () => {
     const b = radio();
     const air = (start: number, bytes: number[]) =>

@@ -60,7 +60,10 @@ describe('lora-serial to the LoRa modem emulator over a pty', () => {
     await a.open();
     await b.open();
     const got = collect(b);
-    const frames = [508, 300, 10].map((n, i) => frameOfSize(n, i + 40));
+    // After a 508-byte frame comes one that is not split: the receiving RNode holds the 508's
+    // header-only third packet as a first half, and a split frame with the same sequence nibble
+    // (1 in 16) would lose its second half to it (test/emulator-modem.test.ts shows it).
+    const frames = [508, 10, 300].map((n, i) => frameOfSize(n, i + 40));
     for (const f of frames) a.send(f);
     await until(() => got.length === frames.length, 'three frames at the emulator running at a quarter of the speed');
     expect(got.map((f) => hex(f.data))).toEqual(frames.map(hex));
