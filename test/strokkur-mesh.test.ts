@@ -50,6 +50,19 @@ class RecordingTransport extends MeshStrokkurTransport {
   }
 }
 
+/** Node 0's transport on PORT, paced to a quarter of its LoRa interface's airtime, recording what it sends. */
+function loraSender(m: TestMesh, node: MeshNode): RecordingTransport {
+  const pacing = airtimePacing(m, 0, 'lora', 0.25);
+  return new RecordingTransport(node, node.bind(PORT), {
+    ready: pacing.ready,
+    onReady: pacing.onReady,
+    flush: () => {
+      m.runners[0]!.flush();
+      pacing.spent();
+    },
+  });
+}
+
 describe('Strokkur over the mesh in virtual time', () => {
   it('a 4 KiB message crosses a LoRa hop and a Wi-Fi hop intact, in chunks within the path MTU', async () => {
     const m = buildMesh(3, [
@@ -63,15 +76,7 @@ describe('Strokkur over the mesh in virtual time', () => {
     expect(pathMtu).toBeGreaterThan(100);
     expect(pathMtu).toBeLessThan(255);
 
-    const pacing = airtimePacing(m, 0, 'lora', 0.25);
-    const transport = new RecordingTransport(a, a.bind(PORT), {
-      ready: pacing.ready,
-      onReady: pacing.onReady,
-      flush: () => {
-        m.runners[0]!.flush();
-        pacing.spent();
-      },
-    });
+    const transport = loraSender(m, a);
     const sent = transport.sent;
     const sender = new Strokkur(transport);
     const receiver = new Strokkur(new MeshStrokkurTransport(c, c.bind(PORT)));
@@ -141,15 +146,7 @@ describe('Strokkur over the mesh in virtual time', () => {
     ]);
     m.run(120_000);
     const [a, b, c] = m.nodes as [MeshNode, MeshNode, MeshNode];
-    const pacing = airtimePacing(m, 0, 'lora', 0.25);
-    const loraSide = new RecordingTransport(a, a.bind(PORT), {
-      ready: pacing.ready,
-      onReady: pacing.onReady,
-      flush: () => {
-        m.runners[0]!.flush();
-        pacing.spent();
-      },
-    });
+    const loraSide = loraSender(m, a);
     const receiver = new Strokkur(new MeshStrokkurTransport(b, b.bind(PORT)), {
       now: () => m.clock.now(),
       receiver: { maxStates: 4, ...(staleAfterMs !== undefined ? { staleAfterMs } : {}) },
