@@ -395,6 +395,19 @@ describe('EmulatedModem as RNode: CSMA', () => {
     expect(sent).toEqual([phy.difsMs + cwMs]);
   });
 
+  it('starts, as the firmware does, with a window of up to 14 slots (its first cw_max is 15)', () => {
+    const a = radio({ csma: true, random: () => 0.999 });
+    send(a, 0, { command: 'data', data: payload(20) });
+    let now = 0;
+    let sent: number[] = [];
+    while (sent.length === 0) {
+      now = a.nextDeadline(now)!;
+      a.poll(now);
+      sent = a.takeAirOutput().map((f) => f.start);
+    }
+    expect(sent).toEqual([phy.difsMs + 14 * phy.csmaSlotMs]);
+  });
+
   it('defers while another modem is heard, then waits DIFS again and only the rest of its window', () => {
     const a = radio({ csma: true, random: half });
     const other = radio();

@@ -211,8 +211,11 @@ export class EmulatedModem {
   /** Frames that may still go without a new channel access (RNode flushes its queue at low rates). */
   private burst = 0;
   private csma: CsmaState = { phase: 'idle', cwSlots: undefined, difsStart: 0, cwStart: 0, cwPassed: 0, wakeAt: undefined };
-  /** The contention window band, as last reported (RNode starts in band 1). */
-  private cw = { band: 1, minSlots: 0, maxSlots: 14 };
+  /**
+   * The contention window band, as last reported. RNode starts in band 1 with a window of 0..14
+   * slots (its initial cw_max is 15); after any band change band 1 is 0..13.
+   */
+  private cw = { band: 1, minSlots: 0, maxSlots: 15 };
   /** The first half of a split frame, waiting for its second (RNode keeps one, whoever sent it). */
   private rxSplit: { sequence: number; data: Uint8Array } | undefined;
   private receptions: Reception[] = [];
