@@ -256,7 +256,10 @@ function summary(r: SoakResult, region: string): string[] {
   const lines = [
     '',
     `soak: ${r.hours} virtual hours, 10 nodes (LoRa SF7 ${region}, AFSK 1200, Wi-Fi), ${r.transmissions} transmissions, ${(r.wallMs / 1000).toFixed(1)} s wall (${((r.hours * HOUR_MS) / r.wallMs).toFixed(0)}× real time)`,
-    `  heap after GC     ${r.heapMb.length > 2 ? r.heapMb[2]!.toFixed(1) : '?'} MB at hour 3 → ${r.heapMb[r.heapMb.length - 1]?.toFixed(1)} MB at hour ${r.hours} (${r.heapGrowthBytes >= 0 ? '+' : ''}${(r.heapGrowthBytes / 1048576).toFixed(1)} MB; limit +${HEAP_GROWTH_LIMIT / 1048576} MB)${r.gcForced ? '' : ' — without a forced GC: run with node --expose-gc'}`,
+    (r.hours >= 4
+      ? `  heap after GC     ${r.heapMb[2]!.toFixed(1)} MB at hour 3 → ${r.heapMb[r.heapMb.length - 1]?.toFixed(1)} MB at hour ${r.hours} (${r.heapGrowthBytes >= 0 ? '+' : ''}${(r.heapGrowthBytes / 1048576).toFixed(1)} MB; limit +${HEAP_GROWTH_LIMIT / 1048576} MB)`
+      : `  heap after GC     ${r.heapMb[r.heapMb.length - 1]?.toFixed(1)} MB at hour ${r.hours} (growth is judged from hour 3 on: run 4 hours or more)`) +
+      (r.gcForced ? '' : ' — without a forced GC: run with node --expose-gc'),
     `  duty cycle        ${r.windowViolations.length} violations over every sliding window${tightest ? `; tightest ${tightest.node}/${tightest.medium} ${(tightest.worstMs / 1000).toFixed(1)} s of ${(tightest.budgetMs / 1000).toFixed(1)} s (${((100 * tightest.worstMs) / tightest.budgetMs).toFixed(0)} %)` : ''}`,
     `  dwell             ${r.dwellViolations.length} violations${r.worst.some((w) => w.medium.endsWith('(dwell)')) ? '' : ` (${region} sets no dwell limit on these channels)`}`,
     `  MSP transfers     ${msp.filter((t) => t.ok).length}/${msp.length} complete and intact${secs(msp)}`,
