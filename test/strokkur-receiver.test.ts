@@ -91,6 +91,17 @@ describe('Receiver', () => {
       { numRuns: 1000 },
     );
     expect(rx.counters.malformed).toBeGreaterThan(0);
+    expect(rx.counters.internalErrors).toBe(0);
+  });
+
+  it('a failure of its own is counted apart from malformed input, kept for diagnosis, and not thrown', () => {
+    const rx = new Receiver();
+    (rx as unknown as { route: () => never }).route = () => {
+      throw new TypeError('a defect');
+    };
+    expect(rx.push('a', Uint8Array.of(1, 2, 3))).toEqual([]);
+    expect(rx.counters).toMatchObject({ internalErrors: 1, malformed: 0 });
+    expect(rx.lastInternalError?.message).toBe('a defect');
   });
 
   it('a chunk that contradicts its message (same uuid, other parameters) is malformed', () => {

@@ -502,6 +502,12 @@ export interface ReceiverCounters {
   checksumFailures: number;
   /** Chunks whose mode does not match the receiver's: keyed without a key, or unkeyed with one. */
   rejected: number;
+  /**
+   * Chunks on which the receiver itself failed (a defect: every input is checked before use).
+   * Counted and dropped so that one bad chunk cannot stop the daemon; `lastInternalError` says
+   * what it was, and tests and the fuzz target require 0.
+   */
+  internalErrors: number;
 }
 
 interface Entry {
@@ -541,7 +547,9 @@ class RecentSet {
  * older rule: independent chunks, stale after `staleAfter` chunks of anyone's traffic.
  */
 export class Receiver {
-  readonly counters: ReceiverCounters = { chunks: 0, malformed: 0, duplicates: 0, evicted: 0, messages: 0, checksumFailures: 0, rejected: 0 };
+  readonly counters: ReceiverCounters = { chunks: 0, malformed: 0, duplicates: 0, evicted: 0, messages: 0, checksumFailures: 0, rejected: 0, internalErrors: 0 };
+  /** The last failure counted in `internalErrors`. */
+  lastInternalError: Error | undefined;
   private readonly maxStates: number;
   private readonly maxBytes: number;
   private readonly staleAfter: number;
@@ -586,9 +594,10 @@ export class Receiver {
     if (now !== undefined && Number.isFinite(now)) this.now = now;
     try {
       return this.route(source, bytes);
-    } catch {
-      // Not expected: every input is checked. Counted rather than thrown.
-      this.counters.malformed++;
+    } catch (err) {
+      // Not expected: every input is checked. Counted and kept rather than thrown.
+      this.counters.internalErrors++;
+      this.lastInternalError = err instanceof Error ? err : new Error(String(err));
       return [];
     }
   }

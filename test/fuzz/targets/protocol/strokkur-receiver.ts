@@ -35,6 +35,8 @@ export const strokkurReceiverTarget: FuzzTarget<State> = {
       invariant(!s.delivered.has(key), `message ${i} from ${source} delivered twice`);
       s.delivered.add(key);
     }
+    // The receiver counts its own failures instead of throwing them: any is a defect.
+    if (s.rx.counters.internalErrors > 0) throw s.rx.lastInternalError ?? new Error('the receiver failed on a chunk');
     invariant(s.rx.states <= MAX_STATES, `${s.rx.states} states, cap ${MAX_STATES}`);
     invariant(s.rx.bufferedBytes >= 0 && s.rx.bufferedBytes <= MAX_BYTES, `${s.rx.bufferedBytes} bytes buffered, cap ${MAX_BYTES}`);
   },
