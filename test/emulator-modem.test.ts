@@ -375,6 +375,19 @@ describe('EmulatedModem as RNode: header, split frames, reassembly', () => {
   });
 });
 
+/** Runs `modem`'s clock from `now` deadline by deadline until something goes on air: the starts of what went. */
+function nextStarts(modem: EmulatedModem, now: number): number[] {
+  for (let i = 0; i < 1000; i++) {
+    const next = modem.nextDeadline(now);
+    if (next === undefined) break;
+    now = next;
+    modem.poll(now);
+    const starts = modem.takeAirOutput().map((f) => f.start);
+    if (starts.length > 0) return starts;
+  }
+  return [];
+}
+
 describe('EmulatedModem as RNode: CSMA', () => {
   // SF9 at 125 kHz: slot 49 ms, DIFS 98 ms. random() = 0.5 draws 7 of band 1's 0..13 slots.
   const phy = rnodePhy({ sf: 9, bandwidth: 125_000, cr: 5 });
@@ -385,27 +398,13 @@ describe('EmulatedModem as RNode: CSMA', () => {
     const a = radio({ csma: true, random: half });
     send(a, 0, { command: 'data', data: payload(20) });
     expect(a.takeAirOutput()).toEqual([]);
-    let now = 0;
-    let sent: number[] = [];
-    while (sent.length === 0) {
-      now = a.nextDeadline(now)!;
-      a.poll(now);
-      sent = a.takeAirOutput().map((f) => f.start);
-    }
-    expect(sent).toEqual([phy.difsMs + cwMs]);
+    expect(nextStarts(a, 0)).toEqual([phy.difsMs + cwMs]);
   });
 
   it('starts, as the firmware does, with a window of up to 14 slots (its first cw_max is 15)', () => {
     const a = radio({ csma: true, random: () => 0.999 });
     send(a, 0, { command: 'data', data: payload(20) });
-    let now = 0;
-    let sent: number[] = [];
-    while (sent.length === 0) {
-      now = a.nextDeadline(now)!;
-      a.poll(now);
-      sent = a.takeAirOutput().map((f) => f.start);
-    }
-    expect(sent).toEqual([phy.difsMs + 14 * phy.csmaSlotMs]);
+    expect(nextStarts(a, 0)).toEqual([phy.difsMs + 14 * phy.csmaSlotMs]);
   });
 
   it('defers while another modem is heard, then waits DIFS again and only the rest of its window', () => {
@@ -421,24 +420,18 @@ describe('EmulatedModem as RNode: CSMA', () => {
     expect(a.counters.csmaDeferrals).toBe(1);
     const busyEnd = busyAt + heard.airtimeMs;
     expect(a.nextDeadline(busyAt)).toBeCloseTo(busyEnd, 9);
-    let now = busyAt;
-    let starts: number[] = [];
-    while (starts.length === 0) {
-      now = a.nextDeadline(now)!;
-      a.poll(now);
-      starts = a.takeAirOutput().map((f) => f.start);
-    }
+    const starts = nextStarts(a, busyAt);
     expect(starts[0]).toBeCloseTo(busyEnd + phy.difsMs + (cwMs - 100), 9);
     expect(a.counters.lostHalfDuplex).toBe(0); // it heard the other one out
-    a.poll(now + 5_000);
+    a.poll(starts[0]! + 5_000);
     expect(received(a)).toHaveLength(1);
   });
 
   it('two modems that both wait draw different windows and do not collide', () => {
-    let seed = 7;
-    const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
-    const a = radio({ csma: true, random });
-    const c = radio({ csma: true, random });
+    // Windows of 1 and 6 slots (of band 1's 0..14): the later one would start while the earlier
+    // is on air, hears it and defers.
+    const a = radio({ csma: true, random: () => 0.1 });
+    const c = radio({ csma: true, random: () => 0.4 });
     const b = radio();
     send(a, 0, { command: 'data', data: payload(30, 1) });
     send(c, 0, { command: 'data', data: payload(30, 2) });
