@@ -97,6 +97,8 @@ export class LoraSerialLink extends StreamLink {
   private snr: number | undefined;
   private awaitingReady = false;
   private preambleWarned: number | undefined;
+  /** The airtime model the link was built with (also `this.airtime`). */
+  private readonly model: RNodeAirtimeModel;
   private readyTimer: NodeJS.Timeout | undefined;
 
   constructor(options: LoraSerialOptions) {
@@ -117,6 +119,7 @@ export class LoraSerialLink extends StreamLink {
       ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
+    this.model = model;
     this.radio = options.radio;
     this.opts = options;
     this.loraParams = { frequency: options.radio.frequency, bandwidth, sf };
@@ -303,7 +306,7 @@ export class LoraSerialLink extends StreamLink {
         return;
       case 'stat-phyprm': {
         Object.assign(this.stats, { preambleSymbols: m.preambleSymbols, csmaSlotMs: m.csmaSlotMs, ...(m.difsMs !== undefined ? { difsMs: m.difsMs } : {}) });
-        const assumed = (this.airtime as RNodeAirtimeModel).params.preamble ?? 8;
+        const assumed = this.model.preambleSymbols;
         if (m.preambleSymbols > assumed && this.preambleWarned !== m.preambleSymbols) {
           this.preambleWarned = m.preambleSymbols;
           this.log(`${this.name}: the modem sends ${m.preambleSymbols} preamble symbols, the airtime model counts ${assumed}: each packet's airtime is under-counted by ${Math.round((m.preambleSymbols - assumed) * m.symbolTimeMs)} ms`);

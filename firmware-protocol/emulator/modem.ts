@@ -216,6 +216,7 @@ export class EmulatedModem {
    * slots (its initial cw_max is 15); after any band change band 1 is 0..13.
    */
   private cw = { band: 1, minSlots: 0, maxSlots: 15 };
+  private phyCache: { key: string; phy: RNodePhy } | undefined;
   /** The first half of a split frame, waiting for its second (RNode keeps one, whoever sent it). */
   private rxSplit: { sequence: number; data: Uint8Array } | undefined;
   private receptions: Reception[] = [];
@@ -356,11 +357,17 @@ export class EmulatedModem {
     return next;
   }
 
-  /** The firmware's timing for the current settings (CSMA slot, DIFS, preamble). */
+  /**
+   * The firmware's timing for the current settings (CSMA slot, DIFS, preamble), computed once per
+   * setting: every packet's airtime and every channel access ask for it. The settings were
+   * validated when set.
+   */
   phy(): RNodePhy | undefined {
     const s = this.settings;
-    if (!this.configured() || !this.validBandwidth(s.bandwidth)) return undefined;
-    return rnodePhy({ sf: s.sf, bandwidth: s.bandwidth, cr: s.cr });
+    if (!this.configured()) return undefined;
+    const key = `${s.sf}/${s.bandwidth}/${s.cr}`;
+    if (this.phyCache?.key !== key) this.phyCache = { key, phy: rnodePhy({ sf: s.sf, bandwidth: s.bandwidth, cr: s.cr }) };
+    return this.phyCache.phy;
   }
 
   private reply(msg: LoraMessage): void {

@@ -146,6 +146,8 @@ export class RNodeAirtimeModel implements AirtimeModel {
   readonly kind = 'lora-rnode';
   readonly maxBytes: number;
   readonly params: Readonly<LoraParams>;
+  /** The preamble every packet is costed with: the firmware's rule, or the one given. */
+  readonly preambleSymbols: number;
 
   constructor(params: Pick<LoraParams, 'sf' | 'bandwidth' | 'cr'> & { preamble?: number }, maxBytes = RNODE_RECOMMENDED_MTU) {
     if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > RNODE_HOST_MTU) {
@@ -154,6 +156,7 @@ export class RNodeAirtimeModel implements AirtimeModel {
     const full: LoraParams = { sf: params.sf, bandwidth: params.bandwidth, cr: params.cr, preamble: params.preamble ?? rnodePhy(params).preambleSymbols };
     validateLoraParams(full);
     this.params = Object.freeze(full);
+    this.preambleSymbols = full.preamble!;
     this.maxBytes = maxBytes;
   }
 
